@@ -1,0 +1,1 @@
+"""Cython core: wire formats, room index. No asyncio, no user code."""

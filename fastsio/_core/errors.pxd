@@ -1,0 +1,2 @@
+# The exception classes are plain Python classes (module attributes); nothing is shared at C level.
+# This file exists so every core module can be cimported alike and the layout stays uniform.

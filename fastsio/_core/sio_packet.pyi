@@ -1,0 +1,36 @@
+from typing import Any
+
+CONNECT: int
+DISCONNECT: int
+EVENT: int
+ACK: int
+CONNECT_ERROR: int
+BINARY_EVENT: int
+BINARY_ACK: int
+RESERVED_EVENTS: frozenset[str]
+
+class Packet:
+    type: int
+    nsp: str
+    data: Any
+    id: int | None
+    attachments: int
+    def __init__(
+        self, type: int, nsp: str = "/", data: Any = None, id: int | None = None, attachments: int = 0
+    ) -> None: ...
+
+class Decoder:
+    max_attachments: int
+    max_namespace_length: int
+    def __init__(self, max_attachments: int = 10, max_namespace_length: int = 256) -> None: ...
+    @property
+    def waiting(self) -> bool: ...
+    def add_text(self, data: bytes, start: int = 0) -> Packet | None: ...
+    def add_binary(self, data: bytes) -> Packet | None: ...
+    def reset(self) -> None: ...
+
+def decode(
+    data: bytes, start: int = 0, max_attachments: int = 10, max_namespace_length: int = 256
+) -> Packet: ...
+def encode(type: int, nsp: str = "/", data: Any = None, id: int | None = None) -> list[bytes]: ...
+def stamp_offset(packet: bytes, offset: bytes) -> bytes: ...

@@ -1,0 +1,335 @@
+# cython: language_level=3
+"""Socket.IO v5 packets: decoding, encoding, binary attachments and recovery-offset stamping.
+
+Encoded packets are Engine.IO-ready ``bytes``: the first part of :func:`encode` starts with the
+Engine.IO MESSAGE digit ``4``, so a broadcast writes exactly these bytes to every recipient.
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+
+from fastsio._core.debug cimport FASTSIO_DEBUG
+
+import orjson
+
+from fastsio._core.errors import (
+    InvalidAckId,
+    InvalidAttachments,
+    InvalidNamespace,
+    InvalidPayload,
+    TooManyAttachments,
+    UnexpectedBinary,
+    UnexpectedText,
+    UnknownPacketType,
+)
+
+CONNECT = 0
+DISCONNECT = 1
+EVENT = 2
+ACK = 3
+CONNECT_ERROR = 4
+BINARY_EVENT = 5
+BINARY_ACK = 6
+
+RESERVED_EVENTS = frozenset(
+    ("connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener")
+)
+
+# An ack id is a JavaScript number on the client: more than 15 digits cannot round-trip exactly.
+cdef Py_ssize_t MAX_ACK_ID_DIGITS = 15
+
+cdef object _loads = orjson.loads
+cdef object _dumps = orjson.dumps
+cdef object _JSONDecodeError = orjson.JSONDecodeError
+cdef object _PLACEHOLDER_KEY = "_placeholder"
+cdef tuple _BINARY_TYPES = (bytes, bytearray, memoryview)
+
+
+cdef class Packet:
+    """A decoded Socket.IO packet; ``id`` is ``None`` when the packet wants no ack."""
+
+    def __init__(self, int type, str nsp="/", object data=None, object id=None, int attachments=0):
+        self.type = type
+        self.nsp = nsp
+        self.data = data
+        self.id = id
+        self.attachments = attachments
+
+    def __repr__(self):
+        return f"Packet(type={self.type}, nsp={self.nsp!r}, data={self.data!r}, id={self.id!r})"
+
+    def __eq__(self, other):
+        if not isinstance(other, Packet):
+            return NotImplemented
+        cdef Packet o = <Packet>other
+        return (self.type == o.type and self.nsp == o.nsp and self.data == o.data
+                and self.id == o.id and self.attachments == o.attachments)
+
+
+cdef inline bint _is_digit(char c) noexcept:
+    return 48 <= c <= 57
+
+
+cdef bint _valid_payload(int ptype, object payload):
+    cdef object first
+    if ptype == CONNECT:
+        return type(payload) is dict
+    if ptype == CONNECT_ERROR:
+        return type(payload) is dict or type(payload) is str
+    if ptype == EVENT or ptype == BINARY_EVENT:
+        if type(payload) is not list or len(<list>payload) == 0:
+            return False
+        first = (<list>payload)[0]
+        if type(first) is str:
+            return first not in RESERVED_EVENTS
+        return type(first) is int or type(first) is float
+    if ptype == ACK or ptype == BINARY_ACK:
+        return type(payload) is list
+    return False  # DISCONNECT carries no payload
+
+
+cpdef Packet decode(bytes data, Py_ssize_t start=0, int max_attachments=10,
+                    Py_ssize_t max_namespace_length=256):
+    """Decode the text part of a packet, starting at ``start`` (1 skips an Engine.IO type digit).
+
+    A BINARY_EVENT/BINARY_ACK comes back with its placeholders in ``data`` and ``attachments``
+    set; :class:`Decoder` collects the attachments and rebuilds it.
+    """
+    cdef const char* buf = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t i = start
+    cdef Py_ssize_t j
+    cdef int ptype
+    cdef long long count
+    cdef Packet p = Packet.__new__(Packet)
+    if i >= n:
+        raise UnknownPacketType("empty packet")
+    if not (48 <= buf[i] <= 54):
+        raise UnknownPacketType("unknown packet type")
+    ptype = buf[i] - 48
+    p.type = ptype
+    p.nsp = "/"
+    p.attachments = 0
+    i += 1
+    if ptype == BINARY_EVENT or ptype == BINARY_ACK:
+        j = i
+        count = 0
+        while j < n and _is_digit(buf[j]):
+            count = count * 10 + (buf[j] - 48)
+            if count > max_attachments:
+                raise TooManyAttachments("too many attachments")
+            j += 1
+        if j == i or j >= n or buf[j] != 45:  # '-'
+            raise InvalidAttachments("illegal attachments")
+        p.attachments = <int>count
+        i = j + 1
+    if i < n and buf[i] == 47:  # '/'
+        j = data.find(b",", i)
+        if j < 0:
+            j = n
+        if j - i > max_namespace_length:
+            raise InvalidNamespace("namespace too long")
+        try:
+            p.nsp = data[i:j].decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidNamespace("namespace is not valid UTF-8") from None
+        i = j + 1 if j < n else n
+    if i < n and _is_digit(buf[i]):
+        j = i
+        while j < n and _is_digit(buf[j]):
+            j += 1
+            if j - i > MAX_ACK_ID_DIGITS:
+                raise InvalidAckId("ack id too long")
+        p.id = int(data[i:j])
+        i = j
+    if i < n:
+        try:
+            payload = _loads(memoryview(data)[i:])
+        except _JSONDecodeError:
+            raise InvalidPayload("invalid JSON") from None
+        if not _valid_payload(ptype, payload):
+            raise InvalidPayload("invalid payload for this packet type")
+        p.data = payload
+    elif ptype != CONNECT and ptype != DISCONNECT and ptype != CONNECT_ERROR:
+        # The official parser lets an EVENT/ACK without data through and the server then has
+        # nothing to dispatch: refusing it here is stricter and loses nothing.
+        raise InvalidPayload("missing payload")
+    return p
+
+
+cdef object _reconstruct(object data, list buffers):
+    """Replace placeholders by attachments without recursion (client-controlled depth)."""
+    cdef list stack = [data]
+    cdef object container
+    cdef object item
+    cdef object key
+    cdef object num
+    cdef Py_ssize_t k
+    while stack:
+        container = stack.pop()
+        if type(container) is list:
+            for k in range(len(<list>container)):
+                item = (<list>container)[k]
+                if type(item) is dict:
+                    if _is_placeholder(<dict>item):
+                        (<list>container)[k] = _attachment(<dict>item, buffers)
+                    else:
+                        stack.append(item)
+                elif type(item) is list:
+                    stack.append(item)
+        else:
+            for key, item in (<dict>container).items():
+                if type(item) is dict:
+                    if _is_placeholder(<dict>item):
+                        (<dict>container)[key] = _attachment(<dict>item, buffers)
+                    else:
+                        stack.append(item)
+                elif type(item) is list:
+                    stack.append(item)
+    return data
+
+
+cdef inline bint _is_placeholder(dict d):
+    cdef PyObject* v = PyDict_GetItem(d, _PLACEHOLDER_KEY)
+    return v != NULL and <object>v is True
+
+
+cdef object _attachment(dict placeholder, list buffers):
+    num = placeholder.get("num")
+    if type(num) is not int or num < 0 or num >= len(buffers):
+        raise InvalidAttachments("illegal attachments")
+    return buffers[num]
+
+
+cdef class Decoder:
+    """Per-connection decoder: text packets, then the binary attachments a packet announced."""
+
+    def __init__(self, int max_attachments=10, Py_ssize_t max_namespace_length=256):
+        self.max_attachments = max_attachments
+        self.max_namespace_length = max_namespace_length
+        self._pending = None
+        self._buffers = []
+
+    @property
+    def waiting(self):
+        """True while a binary packet waits for attachments."""
+        return self._pending is not None
+
+    cpdef Packet add_text(self, bytes data, Py_ssize_t start=0):
+        """Decode a text packet; ``None`` when it is a binary packet still waiting for attachments."""
+        if self._pending is not None:
+            raise UnexpectedText("got plaintext data when reconstructing a packet")
+        cdef Packet p = decode(data, start, self.max_attachments, self.max_namespace_length)
+        if p.type == BINARY_EVENT or p.type == BINARY_ACK:
+            if p.attachments == 0:
+                return _finish(p, [])
+            self._pending = p
+            return None
+        return p
+
+    cpdef Packet add_binary(self, bytes data):
+        """Take one attachment; the rebuilt packet once the last one arrived, else ``None``."""
+        if self._pending is None:
+            raise UnexpectedBinary("got binary data when not reconstructing a packet")
+        self._buffers.append(data)
+        if len(self._buffers) < self._pending.attachments:
+            return None
+        cdef Packet p = self._pending
+        cdef list buffers = self._buffers
+        self._pending = None
+        self._buffers = []
+        return _finish(p, buffers)
+
+    cpdef void reset(self):
+        """Drop a half-received binary packet (the connection is going away)."""
+        self._pending = None
+        self._buffers = []
+
+
+cdef Packet _finish(Packet p, list buffers):
+    p.data = _reconstruct(p.data, buffers)
+    p.type = EVENT if p.type == BINARY_EVENT else ACK
+    p.attachments = 0
+    return p
+
+
+cdef object _deconstruct(object data, list buffers):
+    """Copy of ``data`` with each bytes-like value replaced by a placeholder (server data only)."""
+    cdef object t = type(data)
+    if t is bytes or t is bytearray or t is memoryview:
+        buffers.append(bytes(data))
+        return {"_placeholder": True, "num": len(buffers) - 1}
+    if t is list or t is tuple:
+        return [_deconstruct(x, buffers) for x in data]
+    if t is dict:
+        return {k: _deconstruct(v, buffers) for k, v in (<dict>data).items()}
+    if isinstance(data, _BINARY_TYPES):
+        buffers.append(bytes(data))
+        return {"_placeholder": True, "num": len(buffers) - 1}
+    if isinstance(data, (list, tuple)):
+        return [_deconstruct(x, buffers) for x in data]
+    if isinstance(data, dict):
+        return {k: _deconstruct(v, buffers) for k, v in data.items()}
+    return data
+
+
+cdef bytes _header(int ptype, str nsp, object id, Py_ssize_t attachments):
+    cdef bytes head = _EIO_HEADS[ptype]
+    if ptype == BINARY_EVENT or ptype == BINARY_ACK:
+        head += str(attachments).encode() + b"-"
+    if nsp is not None and nsp != "/" and nsp != "":
+        head += nsp.encode("utf-8") + b","
+    if id is not None:
+        head += str(int(id)).encode()
+    return head
+
+
+cdef tuple _EIO_HEADS = (b"40", b"41", b"42", b"43", b"44", b"45", b"46")
+
+
+cpdef list encode(int type, str nsp="/", object data=None, object id=None):
+    """Encode a packet into Engine.IO MESSAGE parts: the text packet, then raw attachments.
+
+    EVENT and ACK whose data holds ``bytes``/``bytearray``/``memoryview`` become BINARY_EVENT and
+    BINARY_ACK; ``data`` itself is never modified.
+    """
+    cdef bytes body
+    cdef list buffers
+    if type < 0 or type > 6:
+        raise ValueError("packet type out of range")
+    if data is None:
+        return [_header(type, nsp, id, 0)]
+    try:
+        # orjson refuses bytes: the common (text-only) case pays for no separate binary scan.
+        body = _dumps(data)
+    except TypeError:
+        buffers = []
+        clean = _deconstruct(data, buffers)
+        body = _dumps(clean)
+        if buffers and (type == EVENT or type == ACK):
+            type = BINARY_EVENT if type == EVENT else BINARY_ACK
+        if type == BINARY_EVENT or type == BINARY_ACK:
+            return [_header(type, nsp, id, len(buffers)) + body] + buffers
+    return [_header(type, nsp, id, 0) + body]
+
+
+cpdef bytes stamp_offset(bytes packet, bytes offset):
+    """Append ``offset`` as the last element of an encoded EVENT's data array, in one splice.
+
+    ``offset`` must be made of ASCII letters, digits, ``-``, ``_`` or ``.`` (the packet log's
+    offsets are), so the splice needs no JSON escaping.
+    """
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(packet)
+    cdef const char* p = PyBytes_AS_STRING(packet)
+    cdef const char* o = PyBytes_AS_STRING(offset)
+    cdef Py_ssize_t k
+    cdef char c
+    if n < 2 or p[n - 1] != 93:  # ']'
+        raise ValueError("not an encoded event")
+    for k in range(PyBytes_GET_SIZE(offset)):
+        c = o[k]
+        if not (_is_digit(c) or 65 <= c <= 90 or 97 <= c <= 122 or c == 45 or c == 95 or c == 46):
+            raise ValueError("offset must be [A-Za-z0-9._-]")
+    if FASTSIO_DEBUG:
+        assert packet.startswith(b"42") or packet.startswith(b"45"), "stamping a non-event"
+    return packet[:n - 1] + b',"' + offset + b'"]'
