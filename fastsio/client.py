@@ -1,0 +1,128 @@
+"""The Socket.IO client of one Engine.IO session: decodes packets, routes them to namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+from fastsio._core import sio_packet
+from fastsio._core.errors import ProtocolError
+from fastsio.socket import Handshake, Socket
+
+if TYPE_CHECKING:
+    from fastsio.engine.socket import EngineSocket
+    from fastsio.server import Server
+
+log = logging.getLogger("fastsio.client")
+
+
+class Client:
+    """Packets in from one connection, to the namespaces it joined; packets out to it."""
+
+    __slots__ = ("_connect_timer", "_connecting", "conn", "decoder", "nsps", "server")
+
+    def __init__(self, server: Server, conn: EngineSocket) -> None:
+        self.server = server
+        self.conn = conn
+        self.decoder = sio_packet.Decoder(server.max_attachments)
+        self.nsps: dict[str, Socket] = {}
+        self._connecting: set[str] = set()
+        conn.on_message = self._on_message
+        conn.on_close = self._on_close
+        conn.data = self
+        self._connect_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            server.connect_timeout, self._on_connect_timeout
+        )
+
+    def handshake(self, auth: dict[str, Any]) -> Handshake:
+        req = self.conn.request
+        return Handshake(
+            headers=dict(req.headers),
+            time=formatdate(usegmt=True),
+            address=req.remote_address,
+            xdomain="origin" in req.headers,
+            secure=req.secure,
+            issued=int(time.time() * 1000),
+            url=req.url,
+            query=dict(req.query),
+            auth=auth,
+        )
+
+    # -- inbound -----------------------------------------------------------------------------
+    def _on_message(self, data: bytes, binary: bool) -> None:
+        try:
+            packet = self.decoder.add_binary(data) if binary else self.decoder.add_text(data, 1)
+        except ProtocolError as exc:
+            log.debug("invalid Socket.IO packet: %s", exc)
+            self.conn.close("forced close")
+            return
+        if packet is not None:
+            self._on_packet(packet)
+
+    def _on_packet(self, packet: sio_packet.Packet) -> None:
+        sock = self.nsps.get(packet.nsp)
+        if sock is not None:
+            sock._on_packet(packet)
+        elif packet.type == sio_packet.CONNECT and packet.nsp not in self._connecting:
+            self._connecting.add(packet.nsp)
+            self.server._connect(self, packet.nsp, packet.data or {})
+        else:
+            # EVENT before CONNECT, a second CONNECT while the first runs, etc.
+            self.protocol_violation()
+
+    def _on_connect_timeout(self) -> None:
+        self._connect_timer = None
+        if not self.nsps and not self.conn.closed:
+            log.debug("no namespace joined within connect_timeout: closing")
+            self.conn.close("forced close")
+
+    # -- outbound ----------------------------------------------------------------------------
+    def write(self, parts: list[bytes]) -> None:
+        if len(parts) == 1:
+            self.conn.send_packet(parts[0], False)
+        else:
+            packets = [(parts[0], False)]
+            packets.extend((p, True) for p in parts[1:])
+            self.conn.send_packets(packets)
+
+    def connect_error(self, nsp: str, message: str, data: Any) -> None:
+        self._connecting.discard(nsp)
+        payload: dict[str, Any] = {"message": message}
+        if data is not None:
+            payload["data"] = data
+        self.write(sio_packet.encode(sio_packet.CONNECT_ERROR, nsp, payload))
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _add(self, sock: Socket) -> None:
+        self.nsps[sock.nsp.name] = sock
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+
+    def _remove(self, sock: Socket) -> None:
+        if self.nsps.get(sock.nsp.name) is sock:
+            del self.nsps[sock.nsp.name]
+
+    def protocol_violation(self) -> None:
+        log.debug("protocol violation: closing the connection")
+        self.conn.close("forced close")
+
+    def disconnect_all(self) -> None:
+        """Every namespace gets a DISCONNECT (``server namespace disconnect``)."""
+        for sock in list(self.nsps.values()):
+            sock.disconnect(False)
+
+    def close(self) -> None:
+        self.conn.close("forced close")
+
+    def _on_close(self, reason: str, description: str | None) -> None:
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        self.decoder.reset()
+        for sock in list(self.nsps.values()):
+            sock._on_close(reason, description)
+        self.nsps.clear()

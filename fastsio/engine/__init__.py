@@ -1,0 +1,7 @@
+"""Engine.IO v4: sessions, heartbeat, long-polling and WebSocket transports, upgrade."""
+
+from fastsio.engine.http import Request
+from fastsio.engine.server import EngineServer
+from fastsio.engine.socket import EngineSocket
+
+__all__ = ["EngineServer", "EngineSocket", "Request"]

@@ -1,0 +1,299 @@
+"""The HTTP/1.1 front on the listening socket.
+
+picows only accepts WebSocket upgrades, so every connection starts here: long-polling requests
+are parsed with httptools and answered in order (keep-alive, pipelining); an upgrade request is
+handed over to picows on the same transport (see :mod:`fastsio.engine.websocket`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote
+
+import httptools
+
+if TYPE_CHECKING:
+    from fastsio.engine.server import EngineServer
+
+log = logging.getLogger("fastsio.engine.http")
+
+REASONS = {
+    101: "Switching Protocols",
+    200: "OK",
+    204: "No Content",
+    304: "Not Modified",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+Headers = list[tuple[str, str]]
+
+
+class Request:
+    """One parsed HTTP request. Header names are lower-case; ``query`` keeps the first value."""
+
+    __slots__ = (
+        "body",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "raw_headers",
+        "remote_address",
+        "secure",
+        "too_large",
+        "url",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        raw_headers: Headers,
+        body: bytes,
+        http_version: str,
+        keep_alive: bool,
+        remote_address: str,
+    ) -> None:
+        self.method = method
+        self.url = url
+        path, _, qs = url.partition("?")
+        self.path = unquote(path)
+        query: dict[str, str] = {}
+        for k, v in parse_qsl(qs, keep_blank_values=True):
+            query.setdefault(k, v)
+        self.query = query
+        self.raw_headers = raw_headers
+        headers: dict[str, str] = {}
+        for k, v in raw_headers:
+            headers[k] = headers[k] + ", " + v if k in headers else v
+        self.headers = headers
+        self.body = body
+        self.http_version = http_version
+        self.keep_alive = keep_alive
+        self.remote_address = remote_address
+        self.secure = False
+        self.too_large = False
+
+
+class HttpConnection(asyncio.Protocol):
+    """One TCP connection until it is closed or upgraded to a WebSocket."""
+
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_busy",
+        "_closed",
+        "_headers",
+        "_header_bytes",
+        "_on_lost",
+        "_parser",
+        "_queue",
+        "_too_large",
+        "_url",
+        "remote_address",
+        "server",
+        "transport",
+    )
+
+    def __init__(self, server: EngineServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._queue: deque[Request] = deque()
+        self._busy = False
+        self._closed = False
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._too_large = False
+        self._on_lost: Callable[[], None] | None = None
+        self.remote_address = ""
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.remote_address = peer[0] if peer else ""
+        self.server._http_connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server._http_connections.discard(self)
+        cb, self._on_lost = self._on_lost, None
+        if cb is not None:
+            cb()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self._upgrade(data[offset:])
+        except httptools.HttpParserError:
+            self._fail(400)
+
+    # -- httptools callbacks -----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+        self._body = []
+        self._body_size = 0
+        self._too_large = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.server.max_request_line:
+            raise httptools.HttpParserError("request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        self._headers.append((name, value))
+        if (
+            self._header_bytes > self.server.max_header_size
+            or len(self._headers) > self.server.max_header_count
+        ):
+            raise httptools.HttpParserError("headers too large")
+
+    def on_body(self, body: bytes) -> None:
+        if self._too_large:
+            return
+        self._body_size += len(body)
+        if self._body_size > self.server.max_http_buffer_size:
+            self._too_large = True
+            self._body = []
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._parser.should_upgrade():
+            return  # handled by data_received when httptools raises HttpParserUpgrade
+        req = self._make_request(b"".join(self._body))
+        req.too_large = self._too_large
+        self._queue.append(req)
+        if not self._busy:
+            self._next()
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def _make_request(self, body: bytes) -> Request:
+        headers = [
+            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self._headers
+        ]
+        return Request(
+            self._parser.get_method().decode("ascii", "replace"),
+            self._url.decode("latin-1"),
+            headers,
+            body,
+            self._parser.get_http_version(),
+            bool(self._parser.should_keep_alive()),
+            self.remote_address,
+        )
+
+    def _next(self) -> None:
+        while self._queue and not self._busy and not self._closed:
+            req = self._queue.popleft()
+            self._busy = True
+            try:
+                self.server._handle_http(req, self)
+            except Exception:
+                log.exception("error while handling an HTTP request")
+                if self._busy:
+                    self.respond(req, 500, [], b"")
+
+    def respond(
+        self,
+        req: Request,
+        status: int,
+        headers: Headers,
+        body: bytes,
+        close: bool = False,
+    ) -> None:
+        """Write the response to ``req`` and move on to the next queued request."""
+        self._on_lost = None
+        if self._closed or self.transport is None:
+            self._busy = False
+            return
+        keep_alive = req.keep_alive and not close
+        head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"]
+        for k, v in headers:
+            head.append(f"{k}: {v}\r\n")
+        head.append(f"Content-Length: {len(body)}\r\n")
+        if not keep_alive:
+            head.append("Connection: close\r\n")
+        elif req.http_version == "1.0":
+            head.append("Connection: keep-alive\r\n")
+        head.append("\r\n")
+        self.transport.write("".join(head).encode("latin-1") + body)
+        self._busy = False
+        if not keep_alive:
+            self._closed = True
+            self.transport.close()
+            return
+        if self._queue:
+            asyncio.get_running_loop().call_soon(self._next)
+
+    def on_lost(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` if the connection goes away before the pending response is sent."""
+        self._on_lost = callback
+
+    def _fail(self, status: int) -> None:
+        if self.transport is None or self._closed:
+            return
+        self._closed = True
+        body = REASONS.get(status, "Bad Request").encode()
+        self.transport.write(
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Bad Request')}\r\n"
+            f"Connection: close\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode("latin-1")
+            + body
+        )
+        self.transport.close()
+
+    def _upgrade(self, tail: bytes) -> None:
+        req = self._make_request(b"")
+        if self._busy or self._queue:
+            # An upgrade pipelined behind unanswered requests has no sane ordering.
+            self._fail(400)
+            return
+        self.server._handle_upgrade(req, self, tail)
+
+    def detach(self) -> asyncio.Transport:
+        """Give the transport away (WebSocket upgrade): this object stops handling it."""
+        assert self.transport is not None
+        self._closed = True
+        self.server._http_connections.discard(self)
+        transport, self.transport = self.transport, None
+        return transport
+
+    def close(self) -> None:
+        if self.transport is not None and not self._closed:
+            self._closed = True
+            self.transport.close()
+
+    def abort_upgrade(self, message: str) -> None:
+        """The official server's answer to a refused upgrade: 400, text body, close."""
+        if self.transport is None:
+            return
+        body = message.encode()
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        self._closed = True
+        self.transport.close()

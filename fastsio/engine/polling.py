@@ -1,0 +1,150 @@
+"""HTTP long-polling transport: GET waits for packets, POST carries packets in."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from fastsio._core import eio_packet
+from fastsio._core.errors import EnginePacketError
+
+if TYPE_CHECKING:
+    from fastsio.engine.http import HttpConnection, Request
+    from fastsio.engine.socket import EngineSocket
+
+_CLOSE = (b"1", False)
+_NOOP = (b"6", False)
+
+
+class PollingTransport:
+    """One polling session's pending GET and the packets waiting for it."""
+
+    name = "polling"
+
+    __slots__ = ("_buffer", "_flush_scheduled", "_get", "_should_close", "closed", "socket")
+
+    def __init__(self) -> None:
+        self.socket: EngineSocket | None = None
+        self.closed = False
+        self._get: tuple[HttpConnection, Request] | None = None
+        self._buffer: list[tuple[bytes, bool]] = []
+        self._should_close = False
+        self._flush_scheduled = False
+
+    @property
+    def writable(self) -> bool:
+        return self._get is not None and not self.closed
+
+    # -- requests --------------------------------------------------------------------------
+    def on_get(self, conn: HttpConnection, req: Request) -> None:
+        sock = self.socket
+        assert sock is not None
+        if self._get is not None:
+            # Two GETs at once: the official server fails the session.
+            conn.respond(req, 400, sock.server._cors_headers(req), b"")
+            sock._on_error("overlap from client")
+            return
+        self._get = (conn, req)
+        conn.on_lost(self._on_get_lost)
+        if self._buffer or self._should_close:
+            self._flush()
+
+    def on_post(self, conn: HttpConnection, req: Request) -> None:
+        sock = self.socket
+        assert sock is not None
+        headers = sock.server._cors_headers(req)
+        if req.too_large:
+            conn.respond(req, 413, headers, b"", close=True)
+            sock._on_error("payload too large")
+            return
+        if req.headers.get("content-type") == "application/octet-stream":
+            conn.respond(req, 400, headers, b"")
+            sock._on_error("invalid content")
+            return
+        try:
+            packets = eio_packet.decode_payload(req.body)
+        except EnginePacketError:
+            conn.respond(req, 400, headers, b"")
+            sock._on_close("parse error")
+            return
+        conn.respond(req, 200, [*headers, ("Content-Type", "text/html")], b"ok")
+        for data, binary in packets:
+            if self.closed:
+                break
+            sock._on_packet(self, data, binary)
+
+    def _on_get_lost(self) -> None:
+        self._get = None
+        if self.socket is not None and not self.closed:
+            self.socket._on_error("poll connection closed prematurely")
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, packets: list[tuple[bytes, bool]]) -> None:
+        self._buffer.extend(packets)
+        self._schedule_flush()
+
+    def send_one(self, data: bytes, binary: bool) -> None:
+        self._buffer.append((data, binary))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        # Everything queued in one loop iteration goes out in one response.
+        if self._get is not None and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        get = self._get
+        if get is None:
+            return
+        if not self._buffer and not self._should_close:
+            return
+        self._get = None
+        conn, req = get
+        packets = self._buffer
+        self._buffer = []
+        if self._should_close:
+            packets.append(_CLOSE)
+            self._should_close = False
+            self.closed = True
+        sock = self.socket
+        headers = sock.server._cors_headers(req) if sock is not None else []
+        headers.append(("Content-Type", "text/plain; charset=UTF-8"))
+        conn.respond(req, 200, headers, eio_packet.encode_payload(packets))
+
+    def release(self) -> None:
+        """Answer a pending GET with a noop (the upgrade asks the client to stop polling)."""
+        if self._get is not None and not self._buffer:
+            self._buffer.append(_NOOP)
+            self._flush()
+
+    def take_buffer(self) -> list[tuple[bytes, bool]]:
+        packets = self._buffer
+        self._buffer = []
+        return packets
+
+    def discard(self) -> None:
+        """The session moved to WebSocket: answer a pending GET and stop."""
+        self.release()
+        self.closed = True
+        self._get = None
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._should_close = True
+        if self._get is not None:
+            self._flush()
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+        if self._get is not None:
+            conn, _ = self._get
+            self._get = None
+            conn.on_lost(None)
+            conn.close()
+
+    def write_buffer_size(self) -> int:
+        return sum(len(d) for d, _ in self._buffer)

@@ -1,0 +1,269 @@
+"""One Engine.IO session: its transport, heartbeat, upgrade and close."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Union
+
+import orjson
+
+from fastsio._core import eio_packet
+from fastsio._core.errors import EnginePacketError
+
+if TYPE_CHECKING:
+    from fastsio.engine.http import Request
+    from fastsio.engine.polling import PollingTransport
+    from fastsio.engine.server import EngineServer
+    from fastsio.engine.websocket import WebSocketTransport
+
+    Transport = Union[PollingTransport, WebSocketTransport]
+
+log = logging.getLogger("fastsio.engine")
+
+_PING = b"2"
+_PONG_PROBE = b"3probe"
+
+
+class EngineSocket:
+    """An Engine.IO session. ``on_message(data, binary)`` gets every MESSAGE: text packets
+    with their leading ``4`` (so the Socket.IO decoder can start at offset 1), binary as is."""
+
+    __slots__ = (
+        "_check_handle",
+        "_ping_handle",
+        "_probe",
+        "_timeout_handle",
+        "_upgrade_handle",
+        "closed",
+        "data",
+        "on_close",
+        "on_message",
+        "protocol",
+        "ready_state",
+        "request",
+        "server",
+        "sid",
+        "transport",
+        "upgraded",
+        "upgrading",
+    )
+
+    def __init__(
+        self,
+        server: EngineServer,
+        sid: str,
+        transport: Transport,
+        request: Request,
+        protocol: int = 4,
+    ) -> None:
+        self.server = server
+        self.sid = sid
+        self.transport: Transport = transport
+        self.request = request
+        self.protocol = protocol
+        self.ready_state = "opening"
+        self.closed = False
+        self.upgrading = False
+        self.upgraded = False
+        self.data: Any = None  # free slot for the layer above (the Socket.IO client)
+        self.on_message: Callable[[bytes, bool], None] | None = None
+        self.on_close: Callable[[str, str | None], None] | None = None
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._timeout_handle: asyncio.TimerHandle | None = None
+        self._upgrade_handle: asyncio.TimerHandle | None = None
+        self._check_handle: asyncio.TimerHandle | None = None
+        self._probe: WebSocketTransport | None = None
+        transport.socket = self
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def open(self) -> None:
+        srv = self.server
+        handshake = {
+            "sid": self.sid,
+            "upgrades": srv._upgrades_for(self.transport.name),
+            "pingInterval": int(srv.ping_interval * 1000),
+            "pingTimeout": int(srv.ping_timeout * 1000),
+            "maxPayload": srv.max_http_buffer_size,
+        }
+        self.ready_state = "open"
+        self.transport.send_one(b"0" + orjson.dumps(handshake), False)
+        self._schedule_ping()
+
+    @property
+    def writable(self) -> bool:
+        """False while a polling session has no GET waiting (volatile packets are dropped)."""
+        return not self.closed and bool(self.transport.writable)
+
+    @property
+    def transport_name(self) -> str:
+        return self.transport.name
+
+    def send(self, data: str | bytes) -> None:
+        """Send one Engine.IO MESSAGE: ``str`` as text, ``bytes`` as binary."""
+        if isinstance(data, str):
+            self.send_packets([(b"4" + data.encode(), False)])
+        else:
+            self.send_packets([(bytes(data), True)])
+
+    def send_packets(self, packets: list[tuple[bytes, bool]]) -> None:
+        """Queue encoded packets (text ones carry their type digit)."""
+        if self.ready_state != "open":
+            return
+        self.transport.send(packets)
+
+    def send_packet(self, data: bytes, binary: bool) -> None:
+        if self.ready_state == "open":
+            self.transport.send_one(data, binary)
+
+    def close(self, reason: str = "forced close") -> None:
+        """Close the session after what was already queued; ``on_close`` gets ``reason``."""
+        if self.ready_state != "open":
+            return
+        self.ready_state = "closing"
+        self._on_close(reason)
+
+    # -- heartbeat ---------------------------------------------------------------------------
+    def _schedule_ping(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ping_handle = loop.call_later(self.server.ping_interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        self._ping_handle = None
+        if self.closed:
+            return
+        self.send_packet(_PING, False)
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self._timeout_handle = asyncio.get_running_loop().call_later(
+            self.server.ping_timeout, self._on_ping_timeout
+        )
+
+    def _on_ping_timeout(self) -> None:
+        self._timeout_handle = None
+        self._on_close("ping timeout")
+
+    def _on_pong(self) -> None:
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+            self._timeout_handle = None
+        if self._ping_handle is not None:
+            self._ping_handle.cancel()
+        self._schedule_ping()
+
+    # -- inbound -----------------------------------------------------------------------------
+    def _on_packet(self, transport: Transport, data: bytes, binary: bool) -> None:
+        if transport is not self.transport:
+            if transport is self._probe:
+                self._on_probe_packet(transport, data, binary)
+            return
+        if self.closed:
+            return
+        if binary:
+            if self.on_message is not None:
+                self.on_message(data, True)
+            return
+        try:
+            ptype = eio_packet.packet_type(data)
+        except EnginePacketError:
+            self._on_close("parse error")
+            return
+        if ptype == eio_packet.MESSAGE:
+            if self.on_message is not None:
+                self.on_message(data, False)
+        elif ptype == eio_packet.PONG:
+            self._on_pong()
+        elif ptype == eio_packet.CLOSE:
+            self._on_close("transport close")
+        elif ptype == eio_packet.PING:
+            self._on_error("invalid heartbeat direction")
+        # NOOP and UPGRADE outside an upgrade carry nothing.
+
+    def _on_error(self, message: str) -> None:
+        log.debug("transport error on an Engine.IO session: %s", message)
+        self._on_close("transport error", message)
+
+    def _on_transport_close(self, transport: Transport) -> None:
+        if transport is self.transport:
+            self._on_close("transport close")
+        elif transport is self._probe:
+            self._end_upgrade()
+
+    # -- upgrade -----------------------------------------------------------------------------
+    def maybe_upgrade(self, ws: WebSocketTransport) -> None:
+        loop = asyncio.get_running_loop()
+        self.upgrading = True
+        self._probe = ws
+        ws.socket = self
+        self._upgrade_handle = loop.call_later(self.server.upgrade_timeout, self._upgrade_timeout)
+
+    def _upgrade_timeout(self) -> None:
+        self._upgrade_handle = None
+        probe = self._probe
+        self._end_upgrade()
+        if probe is not None:
+            probe.close()
+
+    def _end_upgrade(self) -> None:
+        self.upgrading = False
+        self._probe = None
+        for h in (self._upgrade_handle, self._check_handle):
+            if h is not None:
+                h.cancel()
+        self._upgrade_handle = self._check_handle = None
+
+    def _check_poll(self) -> None:
+        # Release the pending GET so the client can finish the upgrade quickly.
+        self._check_handle = None
+        if not self.upgrading or self.closed:
+            return
+        self.transport.release()  # type: ignore[union-attr]
+        self._check_handle = asyncio.get_running_loop().call_later(0.1, self._check_poll)
+
+    def _on_probe_packet(self, ws: WebSocketTransport, data: bytes, binary: bool) -> None:
+        if not binary and data == b"2probe":
+            ws.send_one(_PONG_PROBE, False)
+            if self._check_handle is not None:
+                self._check_handle.cancel()
+            self._check_handle = asyncio.get_running_loop().call_later(0.1, self._check_poll)
+        elif not binary and data == b"5" and not self.closed:
+            self._end_upgrade()
+            polling = self.transport
+            pending = polling.take_buffer()  # type: ignore[union-attr]
+            polling.discard()  # type: ignore[union-attr]
+            self.transport = ws
+            self.upgraded = True
+            if pending:
+                ws.send(pending)
+            if self.ready_state == "closing":
+                self._on_close("forced close")
+        else:
+            self._end_upgrade()
+            ws.close()
+
+    # -- close -------------------------------------------------------------------------------
+    def _on_close(self, reason: str, description: str | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.ready_state = "closed"
+        for h in (self._ping_handle, self._timeout_handle):
+            if h is not None:
+                h.cancel()
+        self._ping_handle = self._timeout_handle = None
+        probe = self._probe
+        self._end_upgrade()
+        if probe is not None:
+            probe.close()
+        if reason in ("transport close", "transport error", "ping timeout"):
+            # The peer is gone or broken: there is nothing left worth flushing.
+            self.transport.abort() if reason == "ping timeout" else self.transport.close()
+        else:
+            self.transport.close()
+        self.server._remove(self)
+        cb = self.on_close
+        self.on_close = None
+        self.on_message = None
+        if cb is not None:
+            cb(reason, description)

@@ -1,0 +1,168 @@
+"""WebSocket transport through picows, and the hand-over of an upgraded HTTP connection.
+
+picows's ``WSProtocol`` constructor is not public API (``picows.api.ws_create_server`` builds it
+internally). This module is the only place that calls it; ``pyproject.toml`` bounds picows's
+version so a changed signature cannot slip in unnoticed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from picows.picows import WSAutoPingStrategy, WSProtocol
+
+if TYPE_CHECKING:
+    from fastsio.engine.http import HttpConnection, Request
+    from fastsio.engine.socket import EngineSocket
+
+# picows logs every accepted connection at INFO on its own logger; keep that under ours.
+_picows_log = logging.getLogger("fastsio.engine.ws")
+
+# Engine.IO reads are small; picows grows the buffer on demand (see DESIGN.md, memory facts).
+READ_BUFFER_SIZE = 2048
+
+
+def hand_over(
+    conn: HttpConnection,
+    req: Request,
+    tail: bytes,
+    listener: WebSocketTransport,
+    max_frame_size: int,
+    handshake_timeout: float,
+) -> None:
+    """Give ``conn``'s transport to a picows ``WSProtocol`` that completes the upgrade of ``req``.
+
+    The request is rebuilt from its parsed parts with ``Connection: Upgrade``, because picows
+    compares that header to ``upgrade`` exactly and browsers send ``keep-alive, Upgrade``.
+    """
+    transport = conn.detach()
+    ws: Any = WSProtocol(
+        None,  # host:port (client side only)
+        None,  # path (client side only)
+        False,  # is_client_side
+        lambda _request: listener,
+        _picows_log,
+        True,  # disconnect_on_exception
+        handshake_timeout,
+        False,  # enable_auto_ping: Engine.IO has its own heartbeat
+        20.0,
+        20.0,
+        WSAutoPingStrategy.PING_WHEN_IDLE,
+        True,  # enable_auto_pong
+        max_frame_size,
+        None,  # extra_headers
+        READ_BUFFER_SIZE,
+    )
+    lines = [f"GET {req.url} HTTP/1.1\r\n"]
+    for name, value in req.raw_headers:
+        if name == "connection":
+            value = "Upgrade"
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    data = "".join(lines).encode("latin-1") + tail
+    transport.set_protocol(ws)
+    ws.connection_made(transport)
+    while data and not transport.is_closing():
+        buf = ws.get_buffer(-1)
+        n = min(len(buf), len(data))
+        buf[:n] = data[:n]
+        ws.buffer_updated(n)
+        data = data[n:]
+
+
+class WebSocketTransport(WSListener):  # type: ignore[misc]
+    """An Engine.IO transport over one picows WebSocket connection."""
+
+    name = "websocket"
+
+    def __init__(self, on_open: Callable[[WebSocketTransport], None]) -> None:
+        super().__init__()
+        self.ws: WSTransport | None = None
+        self.socket: EngineSocket | None = None
+        self.closed = False
+        self.writable = False
+        self._on_open: Callable[[WebSocketTransport], None] | None = on_open
+        self._fragments: list[bytes] | None = None
+        self._fragment_type: Any = None
+
+    # -- picows callbacks ----------------------------------------------------------------------
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.ws = transport
+        self.writable = True
+        cb, self._on_open = self._on_open, None
+        if cb is not None:
+            cb(self)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
+            if not frame.fin:
+                self._fragments = [frame.get_payload_as_bytes()]
+                self._fragment_type = msg_type
+                return
+            self._deliver(frame.get_payload_as_bytes(), msg_type == WSMsgType.BINARY)
+        elif msg_type == WSMsgType.CONTINUATION:
+            if self._fragments is None:
+                self._protocol_error()
+                return
+            self._fragments.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                data = b"".join(self._fragments)
+                binary = self._fragment_type == WSMsgType.BINARY
+                self._fragments = None
+                self._deliver(data, binary)
+        elif msg_type == WSMsgType.CLOSE:
+            transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.writable = False
+        if not self.closed:
+            self.closed = True
+            if self.socket is not None:
+                self.socket._on_transport_close(self)
+
+    # -- Engine.IO transport -------------------------------------------------------------------
+    def _deliver(self, data: bytes, binary: bool) -> None:
+        if self.socket is not None:
+            self.socket._on_packet(self, data, binary)
+
+    def _protocol_error(self) -> None:
+        if self.ws is not None:
+            self.ws.send_close(WSCloseCode.PROTOCOL_ERROR)
+            self.ws.disconnect()
+
+    def send(self, packets: list[tuple[bytes, bool]]) -> None:
+        ws = self.ws
+        if ws is None or not self.writable:
+            return
+        for data, binary in packets:
+            ws.send(WSMsgType.BINARY if binary else WSMsgType.TEXT, data)
+
+    def send_one(self, data: bytes, binary: bool) -> None:
+        ws = self.ws
+        if ws is not None and self.writable:
+            ws.send(WSMsgType.BINARY if binary else WSMsgType.TEXT, data)
+
+    def close(self) -> None:
+        """Close the connection (after what was already written)."""
+        self.writable = False
+        ws = self.ws
+        if ws is not None and not ws.is_disconnected:
+            ws.send_close(WSCloseCode.OK)
+            ws.disconnect()
+
+    def abort(self) -> None:
+        self.writable = False
+        if self.ws is not None:
+            self.ws.disconnect(False)
+
+    def write_buffer_size(self) -> int:
+        ws = self.ws
+        if ws is None:
+            return 0
+        return int(ws.underlying_transport.get_write_buffer_size())
+

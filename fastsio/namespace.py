@@ -1,0 +1,332 @@
+"""Namespaces: handlers, middlewares, the sockets connected to them, broadcasting."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import secrets
+from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from fastsio._core import sio_packet
+from fastsio.broadcast import BroadcastOperator, RemoteSocket
+from fastsio.exceptions import ConnectionRefused
+from fastsio.socket import Socket, ack_result
+
+if TYPE_CHECKING:
+    from fastsio.client import Client
+    from fastsio.server import Server
+
+log = logging.getLogger("fastsio.namespace")
+
+Room = Hashable
+Handler = Callable[..., Any]
+_EVENT_ALIASES = {"connect": "connection"}
+
+
+class _Emitting:
+    """What namespaces and parent namespaces share: handler registry and broadcast shortcuts."""
+
+    server: Server
+    _handlers: dict[str, list[Handler]]
+    _middlewares: list[Handler]
+
+    def _operator(self) -> BroadcastOperator:
+        raise NotImplementedError
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register ``handler`` for ``event`` (usable as a decorator).
+
+        ``connection`` (alias ``connect``) gets ``(socket)``; ``disconnecting`` and ``disconnect``
+        get ``(socket, reason)``; a client event gets ``(socket, *args)`` and the handler's
+        return value is the ack (a tuple for several arguments). Sync or async.
+        """
+        event = _EVENT_ALIASES.get(event, event)
+
+        def register(fn: Handler) -> Handler:
+            self._handlers.setdefault(event, []).append(fn)
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def event(self, fn: Handler) -> Handler:
+        """Decorator: register ``fn`` for the event named like the function."""
+        return self.on(fn.__name__, fn)  # type: ignore[no-any-return]
+
+    def use(self, middleware: Handler) -> Handler:
+        """Connection middleware ``fn(socket)``: raise :class:`ConnectionRefused` to refuse."""
+        self._middlewares.append(middleware)
+        return middleware
+
+    # -- broadcasting ------------------------------------------------------------------------
+    def to(self, rooms: Room | Iterable[Room]) -> BroadcastOperator:
+        return self._operator().to(rooms)
+
+    in_ = to
+
+    def except_(self, rooms: Room | Iterable[Room]) -> BroadcastOperator:
+        return self._operator().except_(rooms)
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every socket of the namespace."""
+        self._operator().emit(event, *args)
+
+    def send(self, *args: Any) -> None:
+        self._operator().send(*args)
+
+    write = send
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        return await self._operator().emit_with_ack(event, *args)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self._operator().volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self._operator().local
+
+    def compress(self, compress: bool) -> BroadcastOperator:
+        return self._operator().compress(compress)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self._operator().timeout(seconds)
+
+    async def fetch_sockets(self) -> list[RemoteSocket]:
+        return await self._operator().fetch_sockets()
+
+    async def sockets_join(self, rooms: Room | Iterable[Room]) -> None:
+        await self._operator().sockets_join(rooms)
+
+    async def sockets_leave(self, rooms: Room | Iterable[Room]) -> None:
+        await self._operator().sockets_leave(rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self._operator().disconnect_sockets(close)
+
+
+class Namespace(_Emitting):
+    """One namespace (``/`` by default): its sockets, adapter, handlers and middlewares."""
+
+    def __init__(self, server: Server, name: str, parent: ParentNamespace | None = None) -> None:
+        self.server = server
+        self.name = name
+        self.parent = parent
+        self.sockets: dict[str, Socket] = {}
+        if parent is not None:
+            # Children share the parent's registries: later registrations reach them too.
+            self._handlers = parent._handlers
+            self._middlewares = parent._middlewares
+        else:
+            self._handlers = {}
+            self._middlewares = []
+        self._ack_id = -1
+        self.adapter = server._adapter_factory(self)
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self.name}>"
+
+    def _operator(self) -> BroadcastOperator:
+        return BroadcastOperator(self.adapter)
+
+    def _next_ack_id(self) -> int:
+        self._ack_id += 1
+        return self._ack_id
+
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to the other nodes of the cluster (none with the in-memory adapter)."""
+        await self.adapter.server_side_emit([event, *args])
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Like :meth:`server_side_emit`, collecting one answer per other node."""
+        return await self.adapter.server_side_emit([event, *args], expect_acks=True)
+
+    # -- connecting --------------------------------------------------------------------------
+    def _add(self, client: Client, auth: dict[str, Any]) -> None:
+        sock = Socket(self, client, secrets.token_urlsafe(15), client.handshake(auth))
+        if not self._middlewares:
+            self._do_connect(client, sock)
+            return
+        self.server._spawn(self._run_middlewares(client, sock))
+
+    async def _run_middlewares(self, client: Client, sock: Socket) -> None:
+        try:
+            for fn in list(self._middlewares):
+                result = fn(sock)
+                if inspect.isawaitable(result):
+                    await result
+        except ConnectionRefused as exc:
+            client.connect_error(self.name, exc.message, exc.data)
+            return
+        except Exception as exc:
+            client.connect_error(self.name, str(exc) or type(exc).__name__, None)
+            return
+        self._do_connect(client, sock)
+
+    def _do_connect(self, client: Client, sock: Socket) -> None:
+        client._connecting.discard(self.name)
+        if client.conn.closed:
+            return
+        sock.connected = True
+        self.sockets[sock.id] = sock
+        client._add(sock)
+        self.adapter.add_all(sock.id, (sock.id,))
+        sock._send_packet(sio_packet.CONNECT, {"sid": sock.id})
+        for fn in list(self._handlers.get("connection", ())):
+            self.server._call(fn, (sock,))
+
+    def _remove(self, sock: Socket) -> None:
+        self.sockets.pop(sock.id, None)
+        parent = self.parent
+        if parent is not None and not self.sockets and self.server.cleanup_empty_child_namespaces:
+            parent._drop_child(self)
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def _dispatch_event(self, sock: Socket, data: list[Any], ack_id: int | None) -> None:
+        if sock._middlewares:
+            self.server._spawn(self._run_packet_middlewares(sock, data, ack_id))
+            return
+        self._deliver_event(sock, data, ack_id)
+
+    async def _run_packet_middlewares(
+        self, sock: Socket, data: list[Any], ack_id: int | None
+    ) -> None:
+        try:
+            for fn in list(sock._middlewares or ()):
+                result = fn(sock, data)
+                if inspect.isawaitable(result):
+                    await result
+        except Exception as exc:
+            self._emit_error(sock, exc)
+            return
+        if sock.connected:
+            self._deliver_event(sock, data, ack_id)
+
+    def _emit_error(self, sock: Socket, exc: BaseException) -> None:
+        handlers = list((sock._handlers or {}).get("error", ()))
+        for fn in handlers:
+            self.server._call(fn, (exc,))
+        for fn in list(self._handlers.get("error", ())):
+            self.server._call(fn, (sock, exc))
+        if not handlers and not self._handlers.get("error"):
+            log.warning("packet refused by a socket middleware: %s", exc)
+
+    def _deliver_event(self, sock: Socket, data: list[Any], ack_id: int | None) -> None:
+        event = data[0]
+        args = tuple(data[1:])
+        server = self.server
+        if sock._any is not None:
+            for fn in list(sock._any):
+                server._call(fn, (event, *args))
+        ack_sent = ack_id is None
+        on_result = None
+        if not ack_sent:
+            ack = sock._make_ack(ack_id)  # type: ignore[arg-type]
+
+            def on_result(value: Any) -> None:
+                ack(*ack_result(value))
+
+        for fn in list(self._handlers.get(event, ())):
+            server._call(fn, (sock, *args), None if ack_sent else on_result)
+            ack_sent = True
+        if sock._handlers is not None:
+            for fn in list(sock._handlers.get(event, ())):
+                server._call(fn, args, None if ack_sent else on_result)
+                ack_sent = True
+
+    def _dispatch_disconnect(
+        self, sock: Socket, event: str, reason: str, description: Any
+    ) -> None:
+        server = self.server
+        for fn in list(self._handlers.get(event, ())):
+            server._call(fn, (sock, reason))
+        if sock._handlers is not None:
+            for fn in list(sock._handlers.get(event, ())):
+                server._call(fn, (reason,))
+
+
+class ParentNamespace(_Emitting):
+    """A dynamic namespace: a regex or a function that decides which names it creates.
+
+    Children share its handlers and middlewares; emitting on it reaches every child.
+    """
+
+    def __init__(
+        self,
+        server: Server,
+        matcher: re.Pattern[str] | Callable[[str, dict[str, Any]], Any],
+    ) -> None:
+        self.server = server
+        self.matcher = matcher
+        self.children: dict[str, Namespace] = {}
+        self._handlers = {}
+        self._middlewares = []
+
+    def _operator(self) -> BroadcastOperator:
+        return _ParentOperator(self)
+
+    async def matches(self, name: str, auth: dict[str, Any]) -> bool:
+        if isinstance(self.matcher, re.Pattern):
+            return self.matcher.search(name) is not None
+        result = self.matcher(name, auth)
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+
+    def _create_child(self, name: str) -> Namespace:
+        nsp = Namespace(self.server, name, parent=self)
+        self.children[name] = nsp
+        return nsp
+
+    def _drop_child(self, nsp: Namespace) -> None:
+        self.children.pop(nsp.name, None)
+        self.server._nsps.pop(nsp.name, None)
+        nsp.adapter.close()
+
+
+class _ParentOperator(BroadcastOperator):
+    """Broadcasts of a parent namespace go to every child with the same options."""
+
+    __slots__ = ("_parent",)
+
+    def __init__(self, parent: ParentNamespace, opts: Any = None) -> None:
+        self._parent = parent
+        from fastsio.adapter import BroadcastOptions
+
+        super().__init__(None, opts if opts is not None else BroadcastOptions())  # type: ignore[arg-type]
+
+    def _with(self, **changes: Any) -> BroadcastOperator:
+        from dataclasses import replace
+
+        return _ParentOperator(self._parent, replace(self._opts, **changes))
+
+    def emit(self, event: str, *args: Any) -> None:
+        for child in list(self._parent.children.values()):
+            BroadcastOperator(child.adapter, self._opts).emit(event, *args)
+
+    async def fetch_sockets(self) -> list[RemoteSocket]:
+        out: list[RemoteSocket] = []
+        for child in list(self._parent.children.values()):
+            out.extend(await BroadcastOperator(child.adapter, self._opts).fetch_sockets())
+        return out
+
+    async def sockets_join(self, rooms: Room | Iterable[Room]) -> None:
+        for child in list(self._parent.children.values()):
+            await BroadcastOperator(child.adapter, self._opts).sockets_join(rooms)
+
+    async def sockets_leave(self, rooms: Room | Iterable[Room]) -> None:
+        for child in list(self._parent.children.values()):
+            await BroadcastOperator(child.adapter, self._opts).sockets_leave(rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        for child in list(self._parent.children.values()):
+            await BroadcastOperator(child.adapter, self._opts).disconnect_sockets(close)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        out: list[Any] = []
+        for child in list(self._parent.children.values()):
+            out.extend(await BroadcastOperator(child.adapter, self._opts).emit_with_ack(
+                event, *args))
+        return out

@@ -1,0 +1,330 @@
+"""``fastsio.Server``: the Socket.IO server users create."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import inspect
+import logging
+import mimetypes
+import os
+import re
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from pathlib import Path
+from typing import Any
+
+from fastsio._core import sio_packet
+from fastsio.adapter import Adapter
+from fastsio.client import Client
+from fastsio.engine.http import Headers, Request
+from fastsio.engine.server import AllowRequest, CorsOrigins, EngineServer
+from fastsio.engine.socket import EngineSocket
+from fastsio.namespace import Namespace, ParentNamespace, _Emitting
+from fastsio.broadcast import BroadcastOperator
+
+log = logging.getLogger("fastsio")
+
+Room = Hashable
+Handler = Callable[..., Any]
+AdapterFactory = Callable[[Namespace], Adapter]
+
+CLIENT_FILES = {
+    "socket.io.js": "socket.io.js",
+    "socket.io.js.map": "socket.io.js.map",
+    "socket.io.min.js": "socket.io.min.js",
+    "socket.io.min.js.map": "socket.io.min.js.map",
+    "socket.io.esm.min.js": "socket.io.esm.min.js",
+    "socket.io.esm.min.js.map": "socket.io.esm.min.js.map",
+    "socket.io.msgpack.min.js": "socket.io.msgpack.min.js",
+    "socket.io.msgpack.min.js.map": "socket.io.msgpack.min.js.map",
+}
+
+
+def find_client_dist() -> Path | None:
+    """The ``dist`` folder of an installed ``socket.io-client`` npm package, if any.
+
+    Looks at ``FASTSIO_CLIENT_DIST``, then ``node_modules`` in the working directory and its
+    parents, then next to this package's source tree.
+    """
+    env = os.environ.get("FASTSIO_CLIENT_DIST")
+    if env:
+        p = Path(env)
+        return p if (p / "socket.io.js").is_file() else None
+    starts = [Path.cwd(), Path(__file__).resolve().parent]
+    for start in starts:
+        for base in (start, *start.parents):
+            dist = base / "node_modules" / "socket.io-client" / "dist"
+            if (dist / "socket.io.js").is_file():
+                return dist
+    return None
+
+
+class Server(_Emitting):
+    """A Socket.IO v4 server.
+
+    Engine.IO options (``path``, ``transports``, ``ping_interval``, ``ping_timeout``,
+    ``max_http_buffer_size``, ``cors_allowed_origins``, ...) are passed through; times are in
+    seconds. Calls such as ``emit``/``to``/``on`` without a namespace act on ``/``.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str = "/socket.io",
+        serve_client: bool = True,
+        connect_timeout: float = 45.0,
+        cleanup_empty_child_namespaces: bool = False,
+        adapter: AdapterFactory = Adapter,
+        max_attachments: int = 10,
+        static_files: dict[str, str | Path] | None = None,
+        transports: Iterable[str] = ("polling", "websocket"),
+        allow_upgrades: bool = True,
+        upgrade_timeout: float = 10.0,
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        max_http_buffer_size: int = 1_000_000,
+        cors_allowed_origins: CorsOrigins = None,
+        cors_credentials: bool = False,
+        allow_request: AllowRequest | None = None,
+        **engine_options: Any,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
+        self.max_attachments = max_attachments
+        self._adapter_factory = adapter
+        self._nsps: dict[str, Namespace] = {}
+        self._parents: list[ParentNamespace] = []
+        self._server_handlers: dict[str, list[Handler]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._static = {k: Path(v) for k, v in (static_files or {}).items()}
+        self._client_dist = find_client_dist() if serve_client else None
+        if serve_client and self._client_dist is None:
+            log.info("serve_client: no socket.io-client package found; not serving the bundle")
+        self._client_cache: dict[str, tuple[bytes, bytes, str]] = {}
+        self.engine = EngineServer(
+            path=path,
+            transports=transports,
+            allow_upgrades=allow_upgrades,
+            upgrade_timeout=upgrade_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_http_buffer_size=max_http_buffer_size,
+            cors_allowed_origins=cors_allowed_origins,
+            cors_credentials=cors_credentials,
+            allow_request=allow_request,
+            on_connection=self._on_engine_connection,
+            http_handler=self._http,
+            **engine_options,
+        )
+        self.sockets = self.of("/")
+        self._handlers = self.sockets._handlers
+        self._middlewares = self.sockets._middlewares
+
+    # -- namespaces --------------------------------------------------------------------------
+    def of(
+        self, name: str | re.Pattern[str] | Callable[[str, dict[str, Any]], Any]
+    ) -> Any:
+        """A namespace by name, or a dynamic namespace from a regex or a ``fn(name, auth)``."""
+        if isinstance(name, str):
+            if not name.startswith("/"):
+                name = "/" + name
+            nsp = self._nsps.get(name)
+            if nsp is None:
+                nsp = Namespace(self, name)
+                self._nsps[name] = nsp
+                self._emit_server("new_namespace", nsp)
+            return nsp
+        parent = ParentNamespace(self, name)
+        self._parents.append(parent)
+        return parent
+
+    def _operator(self) -> BroadcastOperator:
+        return self.sockets._operator()
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        if event == "new_namespace":
+
+            def register(fn: Handler) -> Handler:
+                self._server_handlers.setdefault(event, []).append(fn)
+                return fn
+
+            return register(handler) if handler is not None else register
+        return super().on(event, handler)
+
+    def _emit_server(self, event: str, *args: Any) -> None:
+        for fn in list(self._server_handlers.get(event, ())):
+            self._call(fn, args)
+
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        await self.sockets.server_side_emit(event, *args)
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        return await self.sockets.server_side_emit_with_ack(event, *args)
+
+    def _connect(self, client: Client, name: str, auth: dict[str, Any]) -> None:
+        if name == "":
+            name = "/"
+        nsp = self._nsps.get(name)
+        if nsp is not None:
+            nsp._add(client, auth)
+        elif self._parents:
+            self._spawn(self._connect_dynamic(client, name, auth))
+        else:
+            client.connect_error(name, "Invalid namespace", None)
+
+    async def _connect_dynamic(self, client: Client, name: str, auth: dict[str, Any]) -> None:
+        for parent in list(self._parents):
+            try:
+                ok = await parent.matches(name, auth)
+            except Exception:
+                log.exception("error in a dynamic namespace matcher")
+                ok = False
+            if ok:
+                nsp = self._nsps.get(name)
+                if nsp is None:
+                    nsp = parent._create_child(name)
+                    self._nsps[name] = nsp
+                    self._emit_server("new_namespace", nsp)
+                if not client.conn.closed:
+                    nsp._add(client, auth)
+                return
+        client.connect_error(name, "Invalid namespace", None)
+
+    # -- engine glue -------------------------------------------------------------------------
+    def _on_engine_connection(self, conn: EngineSocket) -> None:
+        Client(self, conn)
+
+    # -- user code ---------------------------------------------------------------------------
+    def _call(
+        self,
+        fn: Handler,
+        args: tuple[Any, ...],
+        on_result: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Run a user handler, sync or async; errors are logged, never propagated."""
+        try:
+            result = fn(*args)
+        except Exception:
+            log.exception("error in handler %s", getattr(fn, "__name__", fn))
+            return
+        if inspect.isawaitable(result):
+            self._spawn(self._await_handler(fn, result, on_result))
+        elif on_result is not None:
+            on_result(result)
+
+    async def _await_handler(
+        self, fn: Handler, aw: Awaitable[Any], on_result: Callable[[Any], None] | None
+    ) -> None:
+        try:
+            result = await aw
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("error in handler %s", getattr(fn, "__name__", fn))
+            return
+        if on_result is not None:
+            on_result(result)
+
+    def _spawn(self, aw: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- HTTP extras: the client bundle and static files --------------------------------------
+    def _http(self, req: Request) -> tuple[int, Headers, bytes] | None:
+        path = req.path
+        engine_path = self.engine.path + "/"
+        if self._client_dist is not None and path.startswith(engine_path):
+            name = path[len(engine_path):]
+            if name in CLIENT_FILES:
+                return self._serve_client_file(req, CLIENT_FILES[name])
+        static = self._static.get(path)
+        if static is not None and req.method in ("GET", "HEAD"):
+            try:
+                body = static.read_bytes()
+            except OSError:
+                return None
+            ctype = mimetypes.guess_type(str(static))[0] or "application/octet-stream"
+            return 200, [("Content-Type", ctype)], body
+        return None
+
+    def _serve_client_file(self, req: Request, name: str) -> tuple[int, Headers, bytes]:
+        cached = self._client_cache.get(name)
+        if cached is None:
+            assert self._client_dist is not None
+            raw = (self._client_dist / name).read_bytes()
+            etag = '"' + hashlib.sha1(raw).hexdigest()[:20] + '"'
+            cached = (raw, gzip.compress(raw, 6), etag)
+            self._client_cache[name] = cached
+        raw, gz, etag = cached
+        ctype = "application/json" if name.endswith(".map") else "application/javascript"
+        headers: Headers = [("Content-Type", ctype), ("ETag", etag), ("Cache-Control", "public, max-age=0")]
+        if req.headers.get("if-none-match") == etag:
+            return 304, [("ETag", etag)], b""
+        if "gzip" in req.headers.get("accept-encoding", ""):
+            return 200, [*headers, ("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")], gz
+        return 200, headers, raw
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def port(self) -> int | None:
+        return self.engine.port
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> int:
+        """Listen on ``host:port`` (0 picks a free port) and return the bound port."""
+        return await self.engine.start(host, port, **kwargs)
+
+    async def close(self) -> None:
+        """Disconnect every client (``server shutting down``) and stop listening."""
+        for nsp in list(self._nsps.values()):
+            for sock in list(nsp.sockets.values()):
+                sock._on_close("server shutting down")
+        for conn in list(self.engine.clients.values()):
+            conn.close("forced server close")
+        await self.engine.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for nsp in self._nsps.values():
+            nsp.adapter.close()
+
+    def run(self, host: str = "0.0.0.0", port: int = 3000) -> None:
+        """Serve until interrupted (Ctrl-C / SIGTERM), on uvloop where available."""
+
+        async def main() -> None:
+            bound = await self.start(host, port)
+            log.info("fastsio listening on http://%s:%d", host, bound)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, stop.set)
+                except (NotImplementedError, RuntimeError):
+                    pass
+            try:
+                await stop.wait()
+            finally:
+                await self.close()
+
+        run_loop(main())
+
+
+def run_loop(main: Awaitable[None]) -> None:
+    """Run ``main`` on uvloop (the default loop on Windows, where uvloop does not exist)."""
+    if sys.platform != "win32":
+        try:
+            import uvloop
+
+            uvloop.run(main)  # type: ignore[arg-type]
+            return
+        except ImportError:
+            pass
+    asyncio.run(main)  # type: ignore[arg-type]
+
+
+
+
