@@ -7,7 +7,7 @@ from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTSIO_BUILD", "release") == "debug"
 
-MODULES = ["errors", "eio_packet", "sio_packet", "rooms"]
+MODULES = ["errors", "eio_packet", "sio_packet", "rooms", "packetlog"]
 
 directives = {
     "language_level": "3",

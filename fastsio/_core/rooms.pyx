@@ -82,6 +82,8 @@ cdef class RoomIndex:
         cdef set members
         cdef set seen
         cdef list out
+        if not isinstance(rooms, (frozenset, set, list, tuple)):
+            rooms = list(rooms)  # an iterator is always truthy: materialise it once
         for room in except_rooms:
             members = self._rooms.get(room)
             if members is not None:

@@ -16,7 +16,12 @@ class Packet:
     id: int | None
     attachments: int
     def __init__(
-        self, type: int, nsp: str = "/", data: Any = None, id: int | None = None, attachments: int = 0
+        self,
+        type: int,
+        nsp: str = "/",
+        data: Any = None,
+        id: int | None = None,
+        attachments: int = 0,
     ) -> None: ...
 
 class Decoder:

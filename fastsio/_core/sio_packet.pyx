@@ -95,6 +95,8 @@ cpdef Packet decode(bytes data, Py_ssize_t start=0, int max_attachments=10,
     A BINARY_EVENT/BINARY_ACK comes back with its placeholders in ``data`` and ``attachments``
     set; :class:`Decoder` collects the attachments and rebuilds it.
     """
+    if data is None:
+        raise TypeError("data must be bytes, not None")
     cdef const char* buf = PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t i = start
@@ -102,6 +104,8 @@ cpdef Packet decode(bytes data, Py_ssize_t start=0, int max_attachments=10,
     cdef int ptype
     cdef long long count
     cdef Packet p = Packet.__new__(Packet)
+    if start < 0:
+        raise ValueError("start must be >= 0")
     if i >= n:
         raise UnknownPacketType("empty packet")
     if not (48 <= buf[i] <= 54):
@@ -229,6 +233,8 @@ cdef class Decoder:
 
     cpdef Packet add_binary(self, bytes data):
         """Take one attachment; the rebuilt packet once the last one arrived, else ``None``."""
+        if data is None:
+            raise TypeError("data must be bytes, not None")
         if self._pending is None:
             raise UnexpectedBinary("got binary data when not reconstructing a packet")
         self._buffers.append(data)
@@ -305,6 +311,8 @@ cpdef list encode(int type, str nsp="/", object data=None, object id=None):
     except TypeError:
         buffers = []
         clean = _deconstruct(data, buffers)
+        if buffers and type != EVENT and type != ACK and type != BINARY_EVENT and type != BINARY_ACK:
+            raise TypeError("binary data is only allowed in EVENT and ACK packets")
         body = _dumps(clean)
         if buffers and (type == EVENT or type == ACK):
             type = BINARY_EVENT if type == EVENT else BINARY_ACK
@@ -319,6 +327,8 @@ cpdef bytes stamp_offset(bytes packet, bytes offset):
     ``offset`` must be made of ASCII letters, digits, ``-``, ``_`` or ``.`` (the packet log's
     offsets are), so the splice needs no JSON escaping.
     """
+    if packet is None or offset is None:
+        raise TypeError("packet and offset must be bytes, not None")
     cdef Py_ssize_t n = PyBytes_GET_SIZE(packet)
     cdef const char* p = PyBytes_AS_STRING(packet)
     cdef const char* o = PyBytes_AS_STRING(offset)
@@ -332,4 +342,6 @@ cpdef bytes stamp_offset(bytes packet, bytes offset):
             raise ValueError("offset must be [A-Za-z0-9._-]")
     if FASTSIO_DEBUG:
         assert packet.startswith(b"42") or packet.startswith(b"45"), "stamping a non-event"
+    if p[n - 2] == 91:  # '[': an empty array takes no comma
+        return packet[:n - 1] + b'"' + offset + b'"]'
     return packet[:n - 1] + b',"' + offset + b'"]'
