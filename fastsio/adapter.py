@@ -7,11 +7,13 @@ socket lives in this process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastsio._core import sio_packet
+from fastsio._core.packetlog import PacketLog
 from fastsio._core.rooms import RoomIndex
 
 if TYPE_CHECKING:
@@ -34,12 +36,40 @@ class BroadcastOptions:
     flags: dict[str, Any] = field(default_factory=dict)
 
 
-class Adapter:
-    """In-memory adapter over the Cython room index."""
+@dataclass
+class Session:
+    """What connection state recovery keeps of a disconnected socket.
 
-    def __init__(self, nsp: Namespace) -> None:
+    ``start`` is the last log sequence number from before the socket connected: a client that
+    comes back without an offset (it never received an event) is served everything after it.
+    ``missed_packets`` is filled by :meth:`Adapter.restore_session` (encoded parts, in order).
+    """
+
+    sid: str
+    pid: str
+    rooms: list[Room]
+    data: Any
+    start: int = 0
+    missed_packets: list[list[bytes]] = field(default_factory=list)
+
+
+class Adapter:
+    """In-memory adapter over the Cython room index.
+
+    With connection state recovery on (``recovery`` options given), every EVENT broadcast
+    without an ack and not volatile is logged and stamped with its offset, and disconnected
+    sessions are kept until ``max_disconnection_duration`` has passed, to the second.
+    """
+
+    def __init__(self, nsp: Namespace, recovery: dict[str, Any] | None = None) -> None:
         self.nsp = nsp
         self.index = RoomIndex()
+        self.log: PacketLog | None = None
+        self._sessions: dict[str, tuple[Session, float, asyncio.TimerHandle]] = {}
+        self.max_disconnection_duration = 0.0
+        if recovery is not None:
+            self.log = PacketLog(int(recovery["max_packets"]), int(recovery["max_bytes"]))
+            self.max_disconnection_duration = float(recovery["max_disconnection_duration"])
 
     # -- rooms -------------------------------------------------------------------------------
     def add_all(self, sid: str, rooms: Iterable[Room]) -> None:
@@ -74,6 +104,9 @@ class Adapter:
 
     def _write(self, data: list[Any], ack_id: int | None, opts: BroadcastOptions) -> list[Socket]:
         parts = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        if self.log is not None and ack_id is None and not opts.volatile:
+            # One splice per broadcast: every recipient gets the same stamped bytes.
+            _seq, parts = self.log.append(parts, opts.rooms, opts.except_rooms)
         packets = [(parts[0], False)]
         packets.extend((p, True) for p in parts[1:])
         single = parts[0] if len(parts) == 1 else None
@@ -131,8 +164,69 @@ class Adapter:
         """Send to the other nodes of the cluster: there are none in memory."""
         return []
 
+    # -- connection state recovery --------------------------------------------------------------
+    def log_position(self) -> int:
+        """The last sequence number logged so far (0 before the first, or with recovery off)."""
+        return self.log.next_seq - 1 if self.log is not None else 0
+
+    def persist_session(self, session: Session) -> Awaitable[None] | None:
+        """Keep ``session`` for ``max_disconnection_duration`` seconds.
+
+        May return an awaitable (a cluster adapter writes to the network); this one stores the
+        session at once, so a reconnect that races the disconnect still finds it.
+        """
+        loop = asyncio.get_running_loop()
+        old = self._sessions.pop(session.pid, None)
+        if old is not None:
+            old[2].cancel()
+        deadline = loop.time() + self.max_disconnection_duration
+        handle = loop.call_at(deadline, self._expire, session.pid)
+        self._sessions[session.pid] = (session, deadline, handle)
+        return None
+
+    def _expire(self, pid: str) -> None:
+        self._sessions.pop(pid, None)
+
+    async def restore_session(self, pid: str, offset: str | None) -> Session | None:
+        """The session of ``pid`` with every packet it missed after ``offset``, or ``None``.
+
+        ``None`` (a fresh session for the client) when the pid is unknown or expired, or when
+        the offset is not one of this log's, or when a packet after it has been evicted: a
+        replay is complete or it does not happen.
+        """
+        entry = self._sessions.get(pid)
+        if entry is None or self.log is None:
+            return None
+        session, deadline, handle = entry
+        if asyncio.get_running_loop().time() >= deadline:
+            handle.cancel()
+            del self._sessions[pid]
+            return None
+        if offset is None:
+            after = session.start
+        else:
+            after = self.log.parse_offset(offset)
+            if after < 0:
+                return None  # forged or foreign: the real owner may still come back
+        if not self.log.can_serve(after):
+            handle.cancel()
+            del self._sessions[pid]
+            return None
+        missed = self.log.replay(after, set(session.rooms))
+        handle.cancel()
+        del self._sessions[pid]
+        return Session(session.sid, session.pid, session.rooms, session.data, session.start,
+                       missed)
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
     def close(self) -> None:
-        """Release what the adapter holds (nothing in memory)."""
+        """Release timers and sessions."""
+        for _session, _deadline, handle in self._sessions.values():
+            handle.cancel()
+        self._sessions.clear()
 
 
 class _AckRelay:

@@ -7,7 +7,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastsio._core import sio_packet
 from fastsio.broadcast import BroadcastOperator, RemoteSocket
@@ -22,6 +22,7 @@ log = logging.getLogger("fastsio.namespace")
 
 Room = Hashable
 Handler = Callable[..., Any]
+H = TypeVar("H", bound=Callable[..., Any])
 _EVENT_ALIASES = {"connect": "connection"}
 
 
@@ -35,6 +36,10 @@ class _Emitting:
     def _operator(self) -> BroadcastOperator:
         raise NotImplementedError
 
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register ``handler`` for ``event`` (usable as a decorator).
 
@@ -50,11 +55,11 @@ class _Emitting:
 
         return register(handler) if handler is not None else register
 
-    def event(self, fn: Handler) -> Handler:
+    def event(self, fn: H) -> H:
         """Decorator: register ``fn`` for the event named like the function."""
-        return self.on(fn.__name__, fn)  # type: ignore[no-any-return]
+        return self.on(fn.__name__, fn)
 
-    def use(self, middleware: Handler) -> Handler:
+    def use(self, middleware: H) -> H:
         """Connection middleware ``fn(socket)``: raise :class:`ConnectionRefused` to refuse."""
         self._middlewares.append(middleware)
         return middleware
@@ -123,7 +128,8 @@ class Namespace(_Emitting):
             self._handlers = {}
             self._middlewares = []
         self._ack_id = -1
-        self.adapter = server._adapter_factory(self)
+        self._pids: dict[str, Socket] = {}  # connected sockets by private session id
+        self.adapter = server._adapter_factory(self, server.recovery)
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name}>"
@@ -145,11 +151,54 @@ class Namespace(_Emitting):
 
     # -- connecting --------------------------------------------------------------------------
     def _add(self, client: Client, auth: dict[str, Any]) -> None:
+        recovery = self.server.recovery
+        if recovery is not None and isinstance(auth.get("pid"), str):
+            self.server._spawn(self._add_recovering(client, auth))
+            return
         sock = Socket(self, client, secrets.token_urlsafe(15), client.handshake(auth))
+        if recovery is not None:
+            sock.pid = secrets.token_urlsafe(16)  # 128 bits, only ever sent to its own client
+        self._connect_fresh(client, sock)
+
+    def _connect_fresh(self, client: Client, sock: Socket) -> None:
         if not self._middlewares:
             self._do_connect(client, sock)
             return
         self.server._spawn(self._run_middlewares(client, sock))
+
+    async def _add_recovering(self, client: Client, auth: dict[str, Any]) -> None:
+        recovery = self.server.recovery
+        assert recovery is not None
+        pid = auth["pid"]
+        offset = auth.get("offset")
+        previous = self._pids.get(pid)
+        if previous is not None and previous.client is not client:
+            # The same client is back while its old connection looks alive: end the old one
+            # first (its session is persisted), so the state moves over whole.
+            previous.client.conn.close("transport close")
+        session = None
+        if offset is None or isinstance(offset, str):
+            try:
+                session = await self.adapter.restore_session(pid, offset)
+            except Exception:
+                log.exception("error while restoring a session")
+        if client.conn.closed:
+            return
+        if session is None:
+            sock = Socket(self, client, secrets.token_urlsafe(15), client.handshake(auth))
+            sock.pid = secrets.token_urlsafe(16)
+            self._connect_fresh(client, sock)
+            return
+        sock = Socket(self, client, session.sid, client.handshake(auth))
+        sock.pid = session.pid
+        sock.data = session.data
+        sock.recovered = True
+        sock._log_start = session.start
+        sock._restored = session
+        if recovery["skip_middlewares"]:
+            self._do_connect(client, sock)
+        else:
+            self._connect_fresh(client, sock)
 
     async def _run_middlewares(self, client: Client, sock: Socket) -> None:
         try:
@@ -173,12 +222,29 @@ class Namespace(_Emitting):
         self.sockets[sock.id] = sock
         client._add(sock)
         self.adapter.add_all(sock.id, (sock.id,))
-        sock._send_packet(sio_packet.CONNECT, {"sid": sock.id})
+        session = sock._restored
+        if sock.pid is None:
+            sock._send_packet(sio_packet.CONNECT, {"sid": sock.id})
+        else:
+            self._pids[sock.pid] = sock
+            if session is None:
+                sock._log_start = self.adapter.log_position()
+            else:
+                sock._restored = None
+                self.adapter.add_all(sock.id, session.rooms)
+                # Missed packets go out before the CONNECT reply, as the official server does;
+                # the client delivers them once connected.
+                for parts in session.missed_packets:
+                    client.write(parts)
+            sock._send_packet(sio_packet.CONNECT, {"sid": sock.id, "pid": sock.pid})
         for fn in list(self._handlers.get("connection", ())):
             self.server._call(fn, (sock,))
 
     def _remove(self, sock: Socket) -> None:
-        self.sockets.pop(sock.id, None)
+        if self.sockets.get(sock.id) is sock:
+            del self.sockets[sock.id]
+        if sock.pid is not None and self._pids.get(sock.pid) is sock:
+            del self._pids[sock.pid]
         parent = self.parent
         if parent is not None and not self.sockets and self.server.cleanup_empty_child_namespaces:
             parent._drop_child(self)

@@ -14,22 +14,29 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
-from fastsio._core import sio_packet
 from fastsio.adapter import Adapter
+from fastsio.broadcast import BroadcastOperator
 from fastsio.client import Client
 from fastsio.engine.http import Headers, Request
 from fastsio.engine.server import AllowRequest, CorsOrigins, EngineServer
 from fastsio.engine.socket import EngineSocket
-from fastsio.namespace import Namespace, ParentNamespace, _Emitting
-from fastsio.broadcast import BroadcastOperator
+from fastsio.namespace import H, Namespace, ParentNamespace, _Emitting
 
 log = logging.getLogger("fastsio")
 
 Room = Hashable
 Handler = Callable[..., Any]
-AdapterFactory = Callable[[Namespace], Adapter]
+AdapterFactory = Callable[[Namespace, "dict[str, Any] | None"], Adapter]
+
+RECOVERY_DEFAULTS: dict[str, Any] = {
+    "max_disconnection_duration": 120.0,
+    "skip_middlewares": True,
+    # Bounds of each namespace's packet log (the oldest packets go first).
+    "max_packets": 10_000,
+    "max_bytes": 8 * 1024 * 1024,
+}
 
 CLIENT_FILES = {
     "socket.io.js": "socket.io.js",
@@ -78,6 +85,7 @@ class Server(_Emitting):
         connect_timeout: float = 45.0,
         cleanup_empty_child_namespaces: bool = False,
         adapter: AdapterFactory = Adapter,
+        connection_state_recovery: bool | dict[str, Any] | None = None,
         max_attachments: int = 10,
         static_files: dict[str, str | Path] | None = None,
         transports: Iterable[str] = ("polling", "websocket"),
@@ -95,6 +103,13 @@ class Server(_Emitting):
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
         self.max_attachments = max_attachments
         self._adapter_factory = adapter
+        self.recovery: dict[str, Any] | None = None
+        if connection_state_recovery:
+            extra = connection_state_recovery if isinstance(connection_state_recovery, dict) else {}
+            unknown = set(extra) - set(RECOVERY_DEFAULTS)
+            if unknown:
+                raise ValueError(f"unknown connection_state_recovery options: {sorted(unknown)}")
+            self.recovery = {**RECOVERY_DEFAULTS, **extra}
         self._nsps: dict[str, Namespace] = {}
         self._parents: list[ParentNamespace] = []
         self._server_handlers: dict[str, list[Handler]] = {}
@@ -119,7 +134,7 @@ class Server(_Emitting):
             http_handler=self._http,
             **engine_options,
         )
-        self.sockets = self.of("/")
+        self.sockets: Namespace = self.of("/")
         self._handlers = self.sockets._handlers
         self._middlewares = self.sockets._middlewares
 
@@ -144,7 +159,12 @@ class Server(_Emitting):
     def _operator(self) -> BroadcastOperator:
         return self.sockets._operator()
 
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
     def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Like :meth:`Namespace.on` for ``/``; ``new_namespace`` gets each namespace created."""
         if event == "new_namespace":
 
             def register(fn: Handler) -> Handler:
@@ -152,6 +172,8 @@ class Server(_Emitting):
                 return fn
 
             return register(handler) if handler is not None else register
+        if handler is None:
+            return super().on(event)
         return super().on(event, handler)
 
     def _emit_server(self, event: str, *args: Any) -> None:
@@ -261,7 +283,11 @@ class Server(_Emitting):
             self._client_cache[name] = cached
         raw, gz, etag = cached
         ctype = "application/json" if name.endswith(".map") else "application/javascript"
-        headers: Headers = [("Content-Type", ctype), ("ETag", etag), ("Cache-Control", "public, max-age=0")]
+        headers: Headers = [
+            ("Content-Type", ctype),
+            ("ETag", etag),
+            ("Cache-Control", "public, max-age=0"),
+        ]
         if req.headers.get("if-none-match") == etag:
             return 304, [("ETag", etag)], b""
         if "gzip" in req.headers.get("accept-encoding", ""):

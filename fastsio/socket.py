@@ -6,10 +6,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastsio._core import sio_packet
-from fastsio.adapter import BroadcastOptions
+from fastsio.adapter import BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, _as_rooms, check_event
 from fastsio.exceptions import AckTimeout, Disconnected
 
@@ -19,8 +19,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fastsio.socket")
 
+# Disconnects after which connection state recovery keeps the session (the official list):
+# the client did not leave the namespace on purpose.
+RECOVERABLE_REASONS = frozenset(
+    (
+        "transport error",
+        "transport close",
+        "forced close",
+        "ping timeout",
+        "server shutting down",
+        "forced server close",
+    )
+)
+
 Room = Hashable
 Handler = Callable[..., Any]
+_H = TypeVar("_H", bound=Callable[..., Any])
 
 
 @dataclass
@@ -61,8 +75,10 @@ class Socket:
         "_acks",
         "_any",
         "_handlers",
+        "_log_start",
         "_middlewares",
         "_out_any",
+        "_restored",
         "client",
         "connected",
         "data",
@@ -87,6 +103,8 @@ class Socket:
         self._any: list[Handler] | None = None
         self._out_any: list[Handler] | None = None
         self._middlewares: list[Handler] | None = None
+        self._log_start = 0  # recovery: the log position when this socket's session began
+        self._restored: Session | None = None  # recovery: the session being restored
 
     def __repr__(self) -> str:
         return f"<Socket {self.nsp.name} {self.id} connected={self.connected}>"
@@ -169,6 +187,11 @@ class Socket:
         if callback is not None:
             ack_id = self.nsp._next_ack_id()
             self._acks[ack_id] = callback
+        adapter = self.nsp.adapter
+        if adapter.log is not None and ack_id is None and not volatile:
+            # Through the adapter, so the packet is logged and stamped like a broadcast.
+            adapter.broadcast(data, BroadcastOptions(rooms=frozenset((self.id,))))
+            return None
         if self._out_any is not None:
             self._notify_outgoing(data)
         conn = self.client.conn
@@ -215,6 +238,10 @@ class Socket:
         return self._broadcast().except_(rooms)
 
     # -- listeners ---------------------------------------------------------------------------
+    @overload
+    def on(self, event: str) -> Callable[[_H], _H]: ...
+    @overload
+    def on(self, event: str, handler: _H) -> _H: ...
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Listen to ``event`` from this client only (handler gets the event's arguments)."""
 
@@ -307,7 +334,14 @@ class Socket:
         if not self.connected:
             return
         self.nsp._dispatch_disconnect(self, "disconnecting", reason, description)
-        self.nsp.adapter.delete_all(self.id)
+        adapter = self.nsp.adapter
+        if self.pid is not None and reason in RECOVERABLE_REASONS:
+            pending = adapter.persist_session(
+                Session(self.id, self.pid, list(self.rooms), self.data, self._log_start)
+            )
+            if pending is not None:
+                self.nsp.server._spawn(pending)
+        adapter.delete_all(self.id)
         self.connected = False
         self.client._remove(self)
         self.nsp._remove(self)

@@ -1,0 +1,499 @@
+"""Connection state recovery: the official behaviour, plus the cases where upstream fails.
+
+Clients here are raw Socket.IO clients over a real WebSocket (or long-polling where the exact
+payload layout matters), so every byte the server sends is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+import fastsio
+from fastsio.adapter import Adapter
+from tests.conftest import wait_for
+
+RECOVERY = {"max_disconnection_duration": 5}
+
+
+class RecoveringClient:
+    """What a real client does: remembers ``pid`` and the last offset, sends them back."""
+
+    def __init__(self, url: str, nsp: str = "/") -> None:
+        self.url = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+        self.nsp = nsp
+        self.session: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.sid: str | None = None
+        self.pid: str | None = None
+        self.offset: str | None = None
+        self.events: list[list[Any]] = []  # every event received, offsets stripped
+        self.raw: list[str] = []  # every Socket.IO packet received, as sent
+        self.connect_reply: dict[str, Any] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    def _prefix(self) -> str:
+        return "" if self.nsp == "/" else self.nsp + ","
+
+    async def connect(self, auth: dict[str, Any] | None = None, send_offset: bool = True) -> None:
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+        self._connected = asyncio.Event()
+        self.ws = await self.session.ws_connect(self.url)
+        opened = await self.ws.receive(timeout=5)
+        assert str(opened.data).startswith("0{")
+        payload: dict[str, Any] = dict(auth or {})
+        if self.pid is not None:
+            payload["pid"] = self.pid
+            if send_offset and self.offset is not None:
+                payload["offset"] = self.offset
+        await self.ws.send_str("40" + self._prefix() + json.dumps(payload))
+        self._reader = asyncio.ensure_future(self._read(self.ws))
+        await asyncio.wait_for(self._connected.wait(), 5)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            text = str(msg.data)
+            if text == "2":
+                await ws.send_str("3")
+                continue
+            body = text[1:]
+            self.raw.append(body)
+            if body.startswith("0" + self._prefix()):
+                self.connect_reply = json.loads(body[1 + len(self._prefix()):])
+                self.sid = self.connect_reply["sid"]
+                self.pid = self.connect_reply.get("pid")
+                self._connected.set()
+            elif body.startswith("2" + self._prefix()):
+                data = json.loads(body[1 + len(self._prefix()):].lstrip("0123456789"))
+                if self.pid is not None and len(data) > 1 and isinstance(data[-1], str):
+                    self.offset = data.pop()
+                self.events.append(data)
+
+    async def drop(self) -> None:
+        """Lose the connection without saying goodbye (what a network failure looks like)."""
+        assert self.ws is not None
+        await self.ws.close()
+        if self._reader is not None:
+            await self._reader
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await self._reader
+        if self.session is not None:
+            await self.session.close()
+
+
+@pytest.fixture
+async def clients():
+    made: list[RecoveringClient] = []
+
+    def factory(url: str, nsp: str = "/") -> RecoveringClient:
+        c = RecoveringClient(url, nsp)
+        made.append(c)
+        return c
+
+    yield factory
+    for c in made:
+        await c.close()
+
+
+def names(events: list[list[Any]]) -> list[Any]:
+    return [e[0] for e in events]
+
+
+# -- the official behaviour --------------------------------------------------------------------
+
+
+async def test_pid_and_offsets_only_when_enabled(make_server, clients):
+    _, url = await make_server()
+    plain = clients(url)
+    await plain.connect()
+    assert plain.connect_reply is not None and set(plain.connect_reply) == {"sid"}
+
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    c = clients(url)
+    await c.connect()
+    assert set(c.connect_reply or {}) == {"sid", "pid"}
+    assert c.pid is not None and len(c.pid) >= 22  # 128 bits, base64url
+    io.emit("hello", 1)
+    await wait_for(lambda: c.events)
+    assert c.raw[-1].startswith('2["hello",1,"') and c.offset is not None
+    assert c.events == [["hello", 1]]
+
+
+async def test_restores_session_and_missed_packets_over_polling(make_server):
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    server_sockets: list[fastsio.Socket] = []
+
+    @io.on("connection")
+    def on_connection(socket):
+        socket.join("room1")
+        server_sockets.append(socket)
+
+    async with aiohttp.ClientSession() as http:
+        async def handshake() -> str:
+            async with http.get(url + "/socket.io/?EIO=4&transport=polling") as r:
+                return str(json.loads((await r.text())[1:])["sid"])
+
+        async def push(sid: str, body: str) -> None:
+            async with http.post(url + f"/socket.io/?EIO=4&transport=polling&sid={sid}",
+                                 data=body) as r:
+                assert r.status == 200
+
+        async def poll(sid: str) -> str:
+            async with http.get(url + f"/socket.io/?EIO=4&transport=polling&sid={sid}") as r:
+                return await r.text()
+
+        sid = await handshake()
+        await push(sid, "40")
+        reply = json.loads((await poll(sid))[2:])
+        io.emit("hello")
+        first = await poll(sid)
+        assert first.startswith('42["hello","')
+        offset = json.loads(first[2:])[1]
+        await push(sid, "1")  # the client closes its Engine.IO session
+
+        io.emit("hello1")
+        io.to("room1").emit("hello2")
+        server_sockets[0].emit("hello3")
+        io.to("elsewhere").emit("not for it")
+
+        sid2 = await handshake()
+        await push(sid2, "40" + json.dumps({"pid": reply["pid"], "offset": offset}))
+        packets = (await poll(sid2)).split("\x1e")
+    assert [p[:12] for p in packets[:3]] == ['42["hello1",', '42["hello2",', '42["hello3",']
+    assert len(packets) == 4
+    assert packets[3] == "40" + json.dumps({"sid": reply["sid"], "pid": reply["pid"]},
+                                           separators=(",", ":"))
+    assert server_sockets[1].recovered and server_sockets[1].id == reply["sid"]
+
+
+async def test_restores_rooms_and_data(make_server, clients):
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    seen: list[fastsio.Socket] = []
+
+    @io.on("connection")
+    def on_connection(socket):
+        seen.append(socket)
+        if not socket.recovered:
+            socket.join(["room1", "room2"])
+            socket.data["foo"] = "bar"
+
+    c = clients(url)
+    await c.connect()
+    await c.drop()
+    await c.connect()
+    await wait_for(lambda: len(seen) == 2)
+    restored = seen[1]
+    assert restored.recovered
+    assert restored.id == seen[0].id
+    assert restored.rooms == {restored.id, "room1", "room2"}
+    assert restored.data == {"foo": "bar"}
+
+
+async def test_middlewares_skipped_on_recovery_by_default(make_server, clients):
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    calls: list[bool] = []
+    io.use(lambda socket: calls.append(socket.recovered))
+    c = clients(url)
+    await c.connect()
+    await c.drop()
+    await c.connect()
+    assert calls == [False]
+
+
+async def test_middlewares_run_on_recovery_when_asked(make_server, clients):
+    io, url = await make_server(
+        connection_state_recovery={**RECOVERY, "skip_middlewares": False}
+    )
+    calls: list[bool] = []
+    io.use(lambda socket: calls.append(socket.recovered))
+    c = clients(url)
+    await c.connect()
+    await c.drop()
+    await c.connect()
+    assert calls == [False, True]
+
+
+async def test_unknown_session_gives_a_fresh_one(make_server, clients):
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    seen: list[fastsio.Socket] = []
+    io.on("connection", seen.append)
+    c = clients(url)
+    c.pid, c.offset = "nope", "also-nope"
+    await c.connect()
+    assert c.pid != "nope"
+    await wait_for(lambda: seen)
+    assert not seen[0].recovered
+
+
+async def test_namespace_disconnect_is_not_recoverable(make_server, clients):
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    seen: list[fastsio.Socket] = []
+    io.on("connection", seen.append)
+    c = clients(url)
+    await c.connect()
+    assert c.ws is not None
+    await c.ws.send_str("41")
+    await wait_for(lambda: not seen[0].connected)
+    assert io.sockets.adapter.session_count == 0
+    await c.drop()
+    await c.connect()
+    await wait_for(lambda: len(seen) == 2)
+    assert not seen[1].recovered and seen[1].id != seen[0].id
+
+
+class CountingAdapter(Adapter):
+    persisted = 0
+    restored = 0
+
+    def persist_session(self, session):  # type: ignore[no-untyped-def]
+        CountingAdapter.persisted += 1
+        return super().persist_session(session)
+
+    async def restore_session(self, pid, offset):  # type: ignore[no-untyped-def]
+        CountingAdapter.restored += 1
+        return await super().restore_session(pid, offset)
+
+
+async def test_adapter_not_called_when_disabled(make_server, clients):
+    CountingAdapter.persisted = CountingAdapter.restored = 0
+    _, url = await make_server(adapter=CountingAdapter)
+    c = clients(url)
+    await c.connect()
+    c.pid, c.offset = "some-pid", "some-offset"
+    await c.drop()
+    await c.connect()
+    await asyncio.sleep(0.05)
+    assert (CountingAdapter.persisted, CountingAdapter.restored) == (0, 0)
+
+    _, url = await make_server(adapter=CountingAdapter, connection_state_recovery=RECOVERY)
+    c2 = clients(url)
+    await c2.connect()
+    await c2.drop()
+    await c2.connect()
+    assert (CountingAdapter.persisted, CountingAdapter.restored) == (1, 1)
+
+
+async def test_events_with_ack_or_volatile_carry_no_offset(make_server, clients):
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    seen: list[fastsio.Socket] = []
+    io.on("connection", seen.append)
+    c = clients(url)
+    await c.connect()
+    await wait_for(lambda: seen)
+    seen[0].emit("with-ack", 1, callback=lambda *a: None)
+    io.volatile.emit("volatile", 2)
+    io.emit("plain", 3)
+    await wait_for(lambda: len(c.raw) >= 4)
+    assert c.raw[1] == '20["with-ack",1]'
+    assert c.raw[2] == '2["volatile",2]'
+    assert c.raw[3].startswith('2["plain",3,"')
+
+
+# -- beyond the official server ------------------------------------------------------------------
+
+
+async def test_zero_event_reconnect_is_recovered(make_server, clients):
+    """Upstream 5538: a client that got no event before it dropped sends a pid and no offset."""
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    io.emit("before", 0)  # sent before the client connected: never replayed to it
+    c = clients(url)
+    await c.connect()
+    first_sid = c.sid
+    await c.drop()
+    io.emit("missed", 1)
+    io.to("nobody").emit("not for it")
+    await c.connect()
+    assert c.sid == first_sid
+    await wait_for(lambda: c.events)
+    assert c.events == [["missed", 1]]
+    # The first CONNECT reply, then the replay, then the second CONNECT reply.
+    assert len(c.raw) == 3
+    assert c.raw[1].startswith('2["missed",1,"') and c.raw[2].startswith("0{")
+
+
+async def test_quiet_namespace_recovers_after_a_long_silence(make_server, clients):
+    """Upstream 5282: the age of the last packet never fails a recovery that lost nothing."""
+    io, url = await make_server(connection_state_recovery={**RECOVERY,
+                                                           "max_disconnection_duration": 1.0})
+    c = clients(url)
+    await c.connect()
+    io.emit("old", 1)
+    await wait_for(lambda: c.events)
+    await asyncio.sleep(1.2)  # older than max_disconnection_duration: upstream drops it
+    await c.drop()
+    await c.connect()
+    assert c.connect_reply is not None and c.sid == c.connect_reply["sid"]
+    recovered = io.sockets.sockets[c.sid]
+    assert recovered.recovered
+
+
+async def test_eviction_of_a_missed_packet_fails_recovery(make_server, clients):
+    io, url = await make_server(connection_state_recovery={**RECOVERY, "max_packets": 3})
+    c = clients(url)
+    await c.connect()
+    io.emit("seen", 0)
+    await wait_for(lambda: c.events)
+    old_sid = c.sid
+    await c.drop()
+    for i in range(4):  # one more than the log holds: "seen"+1 is gone
+        io.emit("missed", i)
+    await c.connect()
+    assert c.sid != old_sid
+    assert c.events == [["seen", 0]]
+    assert not io.sockets.sockets[c.sid].recovered
+
+
+async def test_recover_five_times_in_a_row(make_server, clients):
+    """Upstream 4880: the same client recovers again and again; nothing is lost or repeated."""
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    c = clients(url)
+    await c.connect()
+    sid = c.sid
+    for round_ in range(5):
+        io.emit("tick", round_, "a")
+        await wait_for(lambda n=round_: len(c.events) == 2 * n + 1)
+        await c.drop()
+        io.emit("tick", round_, "b")
+        await c.connect()
+        assert c.sid == sid
+        await wait_for(lambda n=round_: len(c.events) == 2 * n + 2)
+    assert c.events == [["tick", r, x] for r in range(5) for x in ("a", "b")]
+    assert io.sockets.sockets[sid].recovered
+
+
+async def test_old_connection_closed_when_its_pid_reconnects(make_server, clients):
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    reasons: list[str] = []
+    io.on("disconnect", lambda s, r: reasons.append(r))
+    c = clients(url)
+    await c.connect()
+    old_ws, old_reader = c.ws, c._reader
+    io.emit("one")
+    await wait_for(lambda: c.events)
+    # Reconnect while the first connection still looks alive to the server.
+    await c.connect()
+    assert reasons == ["transport close"]
+    assert old_ws is not None and old_reader is not None
+    await asyncio.wait_for(old_reader, 5)
+    assert old_ws.closed
+    assert io.sockets.sockets[c.sid or ""].recovered
+    io.emit("two")
+    await wait_for(lambda: len(c.events) == 2)
+    assert names(c.events) == ["one", "two"]
+
+
+async def test_expiry_is_exact(make_server, clients):
+    """Upstream 5166: never restored after max_disconnection_duration, not at the next sweep."""
+    io, url = await make_server(connection_state_recovery={**RECOVERY,
+                                                           "max_disconnection_duration": 0.5})
+    c = clients(url)
+    await c.connect()
+    sid = c.sid
+    await c.drop()
+    await wait_for(lambda: io.sockets.adapter.session_count == 1)
+    dropped_at = time.monotonic()
+    await asyncio.sleep(0.55)
+    assert io.sockets.adapter.session_count == 0  # gone at the deadline, not later
+    await c.connect()
+    assert c.sid != sid
+    assert time.monotonic() - dropped_at >= 0.5
+
+    c2 = clients(url)
+    await c2.connect()
+    sid2 = c2.sid
+    await c2.drop()
+    await asyncio.sleep(0.3)
+    await c2.connect()
+    assert c2.sid == sid2
+
+
+async def test_forged_pid_and_offsets_get_nothing(make_server, clients):
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    admin = io.of("/admin")
+    victim = clients(url)
+    await victim.connect()
+    io.emit("secret", 1)
+    await wait_for(lambda: victim.events)
+    await victim.drop()
+    io.emit("secret", 2)
+
+    other = clients(url, "/admin")
+    await other.connect()
+    admin.emit("admin-event")
+    await wait_for(lambda: other.events)
+
+    forged = clients(url)
+    forged.pid = "A" * 22
+    forged.offset = victim.offset
+    await forged.connect()
+    assert forged.sid != victim.sid and forged.events == []
+
+    # A real pid with an offset from another namespace's log: fresh session, no replay.
+    thief = clients(url)
+    thief.pid, thief.offset = victim.pid, other.offset
+    await thief.connect()
+    assert thief.sid != victim.sid and thief.events == []
+    # ... and one with an offset from the future.
+    thief2 = clients(url)
+    assert victim.offset is not None
+    prefix = victim.offset.rsplit("-", 1)[0]
+    thief2.pid, thief2.offset = victim.pid, prefix + "-999999"
+    await thief2.connect()
+    assert thief2.sid != victim.sid and thief2.events == []
+
+    # The owner still recovers (the forged attempts did not consume the session).
+    await victim.connect()
+    await wait_for(lambda: len(victim.events) == 2)
+    assert victim.events == [["secret", 1], ["secret", 2]]
+
+
+async def test_storm_of_reconnects_keeps_every_sequence_exact(make_server, clients):
+    """Many clients drop and reconnect while broadcasts go on: each gets every event once,
+    in order (checked by sequence numbers in the payloads)."""
+    n_clients, n_events = 500, 300
+    # Generous: on 2 cores a reconnect can wait seconds behind 999 others.
+    io, url = await make_server(connection_state_recovery={"max_disconnection_duration": 120})
+
+    @io.on("connection")
+    def on_connection(socket):
+        if not socket.recovered:
+            socket.join("odd" if int(socket.handshake.auth["n"]) % 2 else "even")
+
+    cs = [clients(url) for _ in range(n_clients)]
+    await asyncio.gather(*(c.connect({"n": i}) for i, c in enumerate(cs)))
+
+    async def broadcaster() -> None:
+        for seq in range(n_events):
+            io.emit("all", seq)
+            io.to("odd").emit("odd", seq)
+            if seq % 10 == 0:
+                await asyncio.sleep(0.001)
+
+    async def churn(c: RecoveringClient, i: int) -> None:
+        for _ in range(2):
+            await asyncio.sleep((i % 17) * 0.003)
+            await c.drop()
+            await c.connect({"n": i})
+
+    await asyncio.gather(broadcaster(), *(churn(c, i) for i, c in enumerate(cs)))
+    io.emit("all", n_events)  # the marker: everyone is connected now
+    await wait_for(lambda: all(c.events and c.events[-1] == ["all", n_events] for c in cs), 20)
+    for i, c in enumerate(cs):
+        alls = [e[1] for e in c.events if e[0] == "all"]
+        odds = [e[1] for e in c.events if e[0] == "odd"]
+        assert alls == list(range(n_events + 1)), f"client {i}"
+        assert odds == (list(range(n_events)) if i % 2 else []), f"client {i}"
+        assert io.sockets.sockets[c.sid or ""].id == c.sid
