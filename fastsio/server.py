@@ -301,6 +301,9 @@ class Server(_Emitting):
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> int:
         """Listen on ``host:port`` (0 picks a free port) and return the bound port."""
+        # asyncio's default backlog (100) drops SYNs under a reconnect storm and clients then
+        # wait for TCP's 1 s / 3 s retransmits; Node listens with 511.
+        kwargs.setdefault("backlog", 1024)
         return await self.engine.start(host, port, **kwargs)
 
     async def close(self) -> None:

@@ -463,7 +463,7 @@ async def test_forged_pid_and_offsets_get_nothing(make_server, clients):
 async def test_storm_of_reconnects_keeps_every_sequence_exact(make_server, clients):
     """Many clients drop and reconnect while broadcasts go on: each gets every event once,
     in order (checked by sequence numbers in the payloads)."""
-    n_clients, n_events = 500, 300
+    n_clients, n_events = 1000, 300
     # Generous: on 2 cores a reconnect can wait seconds behind 999 others.
     io, url = await make_server(connection_state_recovery={"max_disconnection_duration": 120})
 
