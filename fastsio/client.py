@@ -77,7 +77,7 @@ class Client:
         self._connect_timer = None
         if not self.nsps and not self.conn.closed:
             log.debug("no namespace joined within connect_timeout: closing")
-            self.conn.close("forced close")
+            self.conn.close("forced server close")
 
     # -- outbound ----------------------------------------------------------------------------
     def write(self, parts: list[bytes]) -> None:
@@ -107,8 +107,10 @@ class Client:
             del self.nsps[sock.nsp.name]
 
     def protocol_violation(self) -> None:
+        # The official server closes the client itself here ("forced server close"); a packet
+        # that does not decode closes the connection instead ("forced close").
         log.debug("protocol violation: closing the connection")
-        self.conn.close("forced close")
+        self.conn.close("forced server close")
 
     def disconnect_all(self) -> None:
         """Every namespace gets a DISCONNECT (``server namespace disconnect``)."""
@@ -116,7 +118,7 @@ class Client:
             sock.disconnect(False)
 
     def close(self) -> None:
-        self.conn.close("forced close")
+        self.conn.close("forced server close")
 
     def _on_close(self, reason: str, description: str | None) -> None:
         if self._connect_timer is not None:

@@ -199,13 +199,17 @@ async def test_malformed_packet_closes_only_that_connection(make_server, raw_cli
 async def test_event_before_connect_and_second_connect_close_the_connection(
     make_server, raw_clients
 ):
-    _io, url = await make_server()
+    io, url = await make_server()
+    reasons: list[str] = []
+    io.on("disconnect", lambda s, r: reasons.append(r))
     early = await raw_clients(url, nsp_connect=None)
     await early.send('42["hello"]')
     assert await early.closed()
     twice = await raw_clients(url)
     await twice.send("40")
     assert await twice.closed()
+    # The official server closes the client itself on a protocol violation.
+    assert reasons == ["forced server close"]
 
 
 async def test_reserved_event_names_raise_on_emit(make_server):
