@@ -22,12 +22,27 @@ log = logging.getLogger("fastsio.client")
 class Client:
     """Packets in from one connection, to the namespaces it joined; packets out to it."""
 
-    __slots__ = ("_connect_timer", "_connecting", "conn", "decoder", "nsps", "server")
+    __slots__ = (
+        "_attachment_timer",
+        "_connect_timer",
+        "_connecting",
+        "conn",
+        "decoder",
+        "nsps",
+        "server",
+    )
 
     def __init__(self, server: Server, conn: EngineSocket) -> None:
         self.server = server
         self.conn = conn
-        self.decoder = sio_packet.Decoder(server.max_attachments)
+        self.decoder = sio_packet.Decoder(
+            server.max_attachments,
+            server.max_namespace_length,
+            server.max_json_depth,
+            server.max_event_args,
+            server.max_attachment_bytes,
+        )
+        self._attachment_timer: asyncio.TimerHandle | None = None
         self.nsps: dict[str, Socket] = {}
         self._connecting: set[str] = set()
         conn.on_message = self._on_message
@@ -60,7 +75,21 @@ class Client:
             self.conn.close("forced close")
             return
         if packet is not None:
+            if self._attachment_timer is not None:
+                self._attachment_timer.cancel()
+                self._attachment_timer = None
             self._on_packet(packet)
+        elif self._attachment_timer is None:
+            # Attachments that never come must not hold the decoder (and memory) forever.
+            self._attachment_timer = asyncio.get_running_loop().call_later(
+                self.server.attachment_timeout, self._on_attachment_timeout
+            )
+
+    def _on_attachment_timeout(self) -> None:
+        self._attachment_timer = None
+        if self.decoder.waiting and not self.conn.closed:
+            log.debug("binary attachments did not arrive in time: closing")
+            self.conn.close("forced close")
 
     def _on_packet(self, packet: sio_packet.Packet) -> None:
         sock = self.nsps.get(packet.nsp)
@@ -124,6 +153,9 @@ class Client:
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
+        if self._attachment_timer is not None:
+            self._attachment_timer.cancel()
+            self._attachment_timer = None
         self.decoder.reset()
         for sock in list(self.nsps.values()):
             sock._on_close(reason, description)

@@ -87,6 +87,11 @@ class Server(_Emitting):
         adapter: AdapterFactory = Adapter,
         connection_state_recovery: bool | dict[str, Any] | None = None,
         max_attachments: int = 10,
+        max_attachment_bytes: int | None = None,
+        attachment_timeout: float = 10.0,
+        max_json_depth: int = 64,
+        max_event_args: int = 256,
+        max_namespace_length: int = 256,
         static_files: dict[str, str | Path] | None = None,
         transports: Iterable[str] = ("polling", "websocket"),
         allow_upgrades: bool = True,
@@ -101,7 +106,15 @@ class Server(_Emitting):
     ) -> None:
         self.connect_timeout = connect_timeout
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
+        # Limits on client input: each refusal closes only the offending connection.
         self.max_attachments = max_attachments
+        self.max_attachment_bytes = (
+            max_http_buffer_size if max_attachment_bytes is None else max_attachment_bytes
+        )
+        self.attachment_timeout = attachment_timeout
+        self.max_json_depth = max_json_depth
+        self.max_event_args = max_event_args
+        self.max_namespace_length = max_namespace_length
         self._adapter_factory = adapter
         self.recovery: dict[str, Any] | None = None
         if connection_state_recovery:

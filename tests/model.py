@@ -322,8 +322,40 @@ def payload_is_valid(ptype: int, payload: Any) -> bool:
     return isinstance(payload, list)  # ACK, BINARY_ACK
 
 
+def check_shape(json_bytes: bytes, max_depth: int, max_args: int) -> None:
+    """Refuse nesting deeper than ``max_depth`` and more than ``max_args`` top-level elements,
+    counting brackets and commas outside strings (before any parsing)."""
+    depth, args, in_string, escaped = 0, 1, False, False
+    for byte in json_bytes:
+        char = chr(byte)
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise InvalidPayload("JSON nested too deeply")
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 1:
+            args += 1
+            if args > max_args:
+                raise InvalidPayload("too many arguments")
+
+
 def decode(
-    data: bytes, start: int = 0, max_attachments: int = 10, max_namespace_length: int = 256
+    data: bytes,
+    start: int = 0,
+    max_attachments: int = 10,
+    max_namespace_length: int = 256,
+    max_depth: int = 64,
+    max_args: int = 256,
 ) -> Packet:
     """``<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]``, read from ``data[start:]``."""
     if start < 0:
@@ -360,6 +392,7 @@ def decode(
         rest = rest[match.end() :]
 
     if rest:
+        check_shape(rest, max_depth, max_args)
         try:
             payload = json_loads(rest)
         except ValueError:
@@ -399,9 +432,19 @@ def _finish(packet: Packet, buffers: list[bytes]) -> Packet:
 class Decoder:
     """Text packets; after a binary packet, exactly the attachments it announced."""
 
-    def __init__(self, max_attachments: int = 10, max_namespace_length: int = 256) -> None:
+    def __init__(
+        self,
+        max_attachments: int = 10,
+        max_namespace_length: int = 256,
+        max_depth: int = 64,
+        max_args: int = 256,
+        max_attachment_bytes: int = 100 * 1024 * 1024,
+    ) -> None:
         self.max_attachments = max_attachments
         self.max_namespace_length = max_namespace_length
+        self.max_depth = max_depth
+        self.max_args = max_args
+        self.max_attachment_bytes = max_attachment_bytes
         self.reset()
 
     @property
@@ -411,7 +454,10 @@ class Decoder:
     def add_text(self, data: bytes, start: int = 0) -> Packet | None:
         if self._pending is not None:
             raise UnexpectedText("a binary packet is waiting for attachments")
-        packet = decode(data, start, self.max_attachments, self.max_namespace_length)
+        packet = decode(
+            data, start, self.max_attachments, self.max_namespace_length, self.max_depth,
+            self.max_args,
+        )
         if packet.type not in BINARY_TYPES:
             return packet
         if packet.attachments == 0:
@@ -422,6 +468,9 @@ class Decoder:
     def add_binary(self, data: bytes) -> Packet | None:
         if self._pending is None:
             raise UnexpectedBinary("no binary packet is waiting for attachments")
+        if sum(map(len, self._buffers)) + len(data) > self.max_attachment_bytes:
+            self.reset()
+            raise InvalidAttachments("attachments too large")
         self._buffers.append(data)
         if len(self._buffers) < self._pending.attachments:
             return None

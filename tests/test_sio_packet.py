@@ -33,6 +33,7 @@ SETTINGS = settings(
 )
 CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
 PLACEHOLDER0 = b'{"_placeholder":true,"num":0}'
+PLACEHOLDER1 = b'{"_placeholder":true,"num":1}'
 
 
 @pytest.fixture(params=[core, model], ids=["core", "model"])
@@ -266,16 +267,37 @@ def test_deep_nesting_is_rejected_not_a_crash():
     def event(depth):  # an event whose data array is nested `depth` levels deep
         return b'2["x",' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"]"
 
-    assert core.decode(event(1024)).data[0] == "x"
-    raises_exactly(InvalidPayload, core.decode, event(1025))
+    # The default bound (64) refuses before parsing; past it the parser's own limit (1024) holds.
+    assert core.decode(event(64)).data[0] == "x"
+    raises_exactly(InvalidPayload, core.decode, event(65))
+    assert core.decode(event(1024), max_depth=10_000).data[0] == "x"
+    raises_exactly(InvalidPayload, core.decode, event(1025), max_depth=10_000)
     raises_exactly(InvalidPayload, core.decode, b"2" + b"[" * 200_000)
     raises_exactly(InvalidPayload, core.decode, b"2" + b'{"a":' * 200_000)
+    raises_exactly(InvalidPayload, core.decode, b"2" + b"[" * 200_000, max_depth=10**9)
+
+
+def test_argument_count_is_bounded(impl):
+    ok = b'2["x"' + b",1" * 255 + b"]"
+    assert len(impl.decode(ok).data) == 256
+    raises_exactly(InvalidPayload, impl.decode, b'2["x"' + b",1" * 256 + b"]")
+    raises_exactly(InvalidPayload, impl.decode, b'2["x"' + b",1" * 50_000 + b"]")
+    # Commas inside strings and nested values are not arguments.
+    assert impl.decode(b'2["x","' + b"," * 1000 + b'",[' + b"1," * 999 + b"1]]").data[0] == "x"
+
+
+def test_attachment_bytes_are_bounded(impl):
+    decoder = impl.Decoder(max_attachment_bytes=10)
+    assert decoder.add_text(b'52-["x",' + PLACEHOLDER0 + b"," + PLACEHOLDER1 + b"]") is None
+    assert decoder.add_binary(b"123456") is None
+    raises_exactly(InvalidAttachments, decoder.add_binary, b"12345")
+    assert not decoder.waiting
 
 
 def test_deep_placeholders_are_rebuilt_without_recursion():
     depth = 1000
     text = b'51-["x",' + b"[" * depth + PLACEHOLDER0 + b"]" * depth + b"]"
-    decoder = core.Decoder()
+    decoder = core.Decoder(max_depth=2 * depth)
     assert decoder.add_text(text) is None
     value = decoder.add_binary(b"deep").data[1]
     for _ in range(depth):

@@ -11,6 +11,10 @@ cdef class Packet:
 cdef class Decoder:
     cdef public int max_attachments
     cdef public Py_ssize_t max_namespace_length
+    cdef public int max_depth             # JSON nesting bound (checked before parsing)
+    cdef public Py_ssize_t max_args       # elements of a top-level array (event arguments)
+    cdef public Py_ssize_t max_attachment_bytes  # total size of one packet's attachments
+    cdef Py_ssize_t _buffered             # bytes of attachments received for _pending
     cdef Packet _pending          # binary packet waiting for attachments, or None
     cdef list _buffers            # attachments received so far for _pending
     cpdef Packet add_text(self, bytes data, Py_ssize_t start=*)
@@ -18,6 +22,6 @@ cdef class Decoder:
     cpdef void reset(self)
 
 cpdef Packet decode(bytes data, Py_ssize_t start=*, int max_attachments=*,
-                    Py_ssize_t max_namespace_length=*)
+                    Py_ssize_t max_namespace_length=*, int max_depth=*, Py_ssize_t max_args=*)
 cpdef list encode(int type, str nsp=*, object data=*, object id=*)
 cpdef bytes stamp_offset(bytes packet, bytes offset)

@@ -27,7 +27,17 @@ class Packet:
 class Decoder:
     max_attachments: int
     max_namespace_length: int
-    def __init__(self, max_attachments: int = 10, max_namespace_length: int = 256) -> None: ...
+    max_depth: int
+    max_args: int
+    max_attachment_bytes: int
+    def __init__(
+        self,
+        max_attachments: int = 10,
+        max_namespace_length: int = 256,
+        max_depth: int = 64,
+        max_args: int = 256,
+        max_attachment_bytes: int = ...,
+    ) -> None: ...
     @property
     def waiting(self) -> bool: ...
     def add_text(self, data: bytes, start: int = 0) -> Packet | None: ...
@@ -35,7 +45,12 @@ class Decoder:
     def reset(self) -> None: ...
 
 def decode(
-    data: bytes, start: int = 0, max_attachments: int = 10, max_namespace_length: int = 256
+    data: bytes,
+    start: int = 0,
+    max_attachments: int = 10,
+    max_namespace_length: int = 256,
+    max_depth: int = 64,
+    max_args: int = 256,
 ) -> Packet: ...
 def encode(type: int, nsp: str = "/", data: Any = None, id: int | None = None) -> list[bytes]: ...
 def stamp_offset(packet: bytes, offset: bytes) -> bytes: ...

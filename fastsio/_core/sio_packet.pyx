@@ -88,8 +88,42 @@ cdef bint _valid_payload(int ptype, object payload):
     return False  # DISCONNECT carries no payload
 
 
+cdef int _check_shape(const char* buf, Py_ssize_t i, Py_ssize_t n, int max_depth,
+                      Py_ssize_t max_args) except -1:
+    """Bound the nesting depth and the top-level array length before anything is parsed.
+
+    One pass over the bytes, outside strings; invalid JSON is left for the parser to refuse.
+    """
+    cdef int depth = 0
+    cdef Py_ssize_t args = 1
+    cdef bint in_string = False
+    cdef char c
+    while i < n:
+        c = buf[i]
+        if in_string:
+            if c == 92:  # backslash: skip the escaped byte
+                i += 1
+            elif c == 34:
+                in_string = False
+        elif c == 34:
+            in_string = True
+        elif c == 91 or c == 123:  # [ {
+            depth += 1
+            if depth > max_depth:
+                raise InvalidPayload("JSON nested too deeply")
+        elif c == 93 or c == 125:
+            depth -= 1
+        elif c == 44 and depth == 1:
+            args += 1
+            if args > max_args:
+                raise InvalidPayload("too many arguments")
+        i += 1
+    return 0
+
+
 cpdef Packet decode(bytes data, Py_ssize_t start=0, int max_attachments=10,
-                    Py_ssize_t max_namespace_length=256):
+                    Py_ssize_t max_namespace_length=256, int max_depth=64,
+                    Py_ssize_t max_args=256):
     """Decode the text part of a packet, starting at ``start`` (1 skips an Engine.IO type digit).
 
     A BINARY_EVENT/BINARY_ACK comes back with its placeholders in ``data`` and ``attachments``
@@ -147,6 +181,7 @@ cpdef Packet decode(bytes data, Py_ssize_t start=0, int max_attachments=10,
         p.id = int(data[i:j])
         i = j
     if i < n:
+        _check_shape(buf, i, n, max_depth, max_args)
         try:
             payload = _loads(memoryview(data)[i:])
         except _JSONDecodeError:
@@ -208,9 +243,15 @@ cdef object _attachment(dict placeholder, list buffers):
 cdef class Decoder:
     """Per-connection decoder: text packets, then the binary attachments a packet announced."""
 
-    def __init__(self, int max_attachments=10, Py_ssize_t max_namespace_length=256):
+    def __init__(self, int max_attachments=10, Py_ssize_t max_namespace_length=256,
+                 int max_depth=64, Py_ssize_t max_args=256,
+                 Py_ssize_t max_attachment_bytes=100 * 1024 * 1024):
         self.max_attachments = max_attachments
         self.max_namespace_length = max_namespace_length
+        self.max_depth = max_depth
+        self.max_args = max_args
+        self.max_attachment_bytes = max_attachment_bytes
+        self._buffered = 0
         self._pending = None
         self._buffers = []
 
@@ -223,7 +264,8 @@ cdef class Decoder:
         """Decode a text packet; ``None`` when it is a binary packet still waiting for attachments."""
         if self._pending is not None:
             raise UnexpectedText("got plaintext data when reconstructing a packet")
-        cdef Packet p = decode(data, start, self.max_attachments, self.max_namespace_length)
+        cdef Packet p = decode(data, start, self.max_attachments, self.max_namespace_length,
+                               self.max_depth, self.max_args)
         if p.type == BINARY_EVENT or p.type == BINARY_ACK:
             if p.attachments == 0:
                 return _finish(p, [])
@@ -237,6 +279,10 @@ cdef class Decoder:
             raise TypeError("data must be bytes, not None")
         if self._pending is None:
             raise UnexpectedBinary("got binary data when not reconstructing a packet")
+        self._buffered += PyBytes_GET_SIZE(data)
+        if self._buffered > self.max_attachment_bytes:
+            self.reset()
+            raise InvalidAttachments("attachments too large")
         self._buffers.append(data)
         if len(self._buffers) < self._pending.attachments:
             return None
@@ -244,12 +290,14 @@ cdef class Decoder:
         cdef list buffers = self._buffers
         self._pending = None
         self._buffers = []
+        self._buffered = 0
         return _finish(p, buffers)
 
     cpdef void reset(self):
         """Drop a half-received binary packet (the connection is going away)."""
         self._pending = None
         self._buffers = []
+        self._buffered = 0
 
 
 cdef Packet _finish(Packet p, list buffers):
