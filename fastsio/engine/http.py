@@ -38,6 +38,10 @@ REASONS = {
 Headers = list[tuple[str, str]]
 
 
+class _BodyTooLarge(Exception):
+    """Raised from a parser callback to stop reading a body over ``max_http_buffer_size``."""
+
+
 class Request:
     """One parsed HTTP request. Header names are lower-case; ``query`` keeps the first value."""
 
@@ -95,12 +99,13 @@ class HttpConnection(asyncio.Protocol):
         "_body_size",
         "_busy",
         "_closed",
-        "_headers",
         "_header_bytes",
+        "_headers",
         "_on_lost",
         "_parser",
         "_queue",
         "_too_large",
+        "_upgrade_tail",
         "_url",
         "remote_address",
         "server",
@@ -121,6 +126,8 @@ class HttpConnection(asyncio.Protocol):
         self._body_size = 0
         self._too_large = False
         self._on_lost: Callable[[], None] | None = None
+        # Bytes that arrive after an upgrade request, until the WebSocket takes the transport.
+        self._upgrade_tail: bytearray | None = None
         self.remote_address = ""
 
     # -- asyncio.Protocol --------------------------------------------------------------------
@@ -139,13 +146,23 @@ class HttpConnection(asyncio.Protocol):
             cb()
 
     def data_received(self, data: bytes) -> None:
+        if self._upgrade_tail is not None:
+            # The upgrade request is being decided on (allow_request may be async): keep what
+            # follows it for the WebSocket, and parse nothing more as HTTP.
+            self._upgrade_tail += data
+            return
+        if self._too_large:
+            return  # the rest of a refused body: dropped, the connection closes after the 413
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             self._upgrade(data[offset:])
-        except httptools.HttpParserError:
-            self._fail(400)
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _BodyTooLarge):
+                self._body_too_large()
+            else:
+                self._fail(400)
 
     # -- httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -170,21 +187,55 @@ class HttpConnection(asyncio.Protocol):
         ):
             raise httptools.HttpParserError("headers too large")
 
+    def on_headers_complete(self) -> None:
+        expect_continue = False
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                # A declared length over the limit is refused before any of the body is read.
+                try:
+                    length = int(value)
+                except ValueError:
+                    continue  # the parser rejects it
+                if length > self.server.max_http_buffer_size:
+                    raise _BodyTooLarge
+            elif lname == b"expect":
+                expect_continue = value.strip().lower() == b"100-continue"
+        if (
+            expect_continue
+            and not self._busy
+            and not self._queue
+            and self.transport is not None
+            and not self._closed
+            and self._parser.get_http_version() == "1.1"
+        ):
+            # curl sends this for larger POSTs and waits a second for it otherwise. Only when
+            # nothing is pending: an interim answer must not overtake an earlier response.
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def on_body(self, body: bytes) -> None:
-        if self._too_large:
-            return
         self._body_size += len(body)
         if self._body_size > self.server.max_http_buffer_size:
-            self._too_large = True
-            self._body = []
-            return
+            raise _BodyTooLarge
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         if self._parser.should_upgrade():
             return  # handled by data_received when httptools raises HttpParserUpgrade
-        req = self._make_request(b"".join(self._body))
-        req.too_large = self._too_large
+        self._queue.append(self._make_request(b"".join(self._body)))
+        if not self._busy:
+            self._next()
+
+    def _body_too_large(self) -> None:
+        """The request being read has a body over the limit: stop reading; it is dispatched
+        without its body (``too_large``) and its answer closes the connection."""
+        self._too_large = True
+        self._body = []
+        if self.transport is not None and not self._closed:
+            self.transport.pause_reading()
+        req = self._make_request(b"")
+        req.too_large = True
+        req.keep_alive = False
         self._queue.append(req)
         if not self._busy:
             self._next()
@@ -228,7 +279,7 @@ class HttpConnection(asyncio.Protocol):
         if self._closed or self.transport is None:
             self._busy = False
             return
-        keep_alive = req.keep_alive and not close
+        keep_alive = req.keep_alive and not close and not req.too_large
         head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"]
         for k, v in headers:
             head.append(f"{k}: {v}\r\n")
@@ -270,15 +321,24 @@ class HttpConnection(asyncio.Protocol):
             # An upgrade pipelined behind unanswered requests has no sane ordering.
             self._fail(400)
             return
-        self.server._handle_upgrade(req, self, tail)
+        self._upgrade_tail = bytearray(tail)
+        self.server._handle_upgrade(req, self)
 
-    def detach(self) -> asyncio.Transport:
-        """Give the transport away (WebSocket upgrade): this object stops handling it."""
+    @property
+    def is_open(self) -> bool:
+        """Still connected and still ours (not closed, failed or handed over)."""
+        return self.transport is not None and not self._closed
+
+    def detach(self) -> tuple[asyncio.Transport, bytes]:
+        """Give the transport away (WebSocket upgrade): this object stops handling it. Returns
+        the transport and the bytes that followed the upgrade request."""
         assert self.transport is not None
         self._closed = True
         self.server._http_connections.discard(self)
         transport, self.transport = self.transport, None
-        return transport
+        tail = bytes(self._upgrade_tail or b"")
+        self._upgrade_tail = None
+        return transport, tail
 
     def close(self) -> None:
         if self.transport is not None and not self._closed:
@@ -287,7 +347,8 @@ class HttpConnection(asyncio.Protocol):
 
     def abort_upgrade(self, message: str) -> None:
         """The official server's answer to a refused upgrade: 400, text body, close."""
-        if self.transport is None:
+        self._upgrade_tail = None
+        if self.transport is None or self._closed:
             return
         body = message.encode()
         self.transport.write(

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 _CLOSE = (b"1", False)
 _NOOP = (b"6", False)
+# As the official server: no cache may keep a poll's answer (GH-43 / old IE).
+_NO_STORE = ("Cache-Control", "no-store")
 
 
 class PollingTransport:
@@ -67,7 +69,8 @@ class PollingTransport:
             conn.respond(req, 400, headers, b"")
             sock._on_close("parse error")
             return
-        conn.respond(req, 200, [*headers, ("Content-Type", "text/html")], b"ok")
+        # text/html, as the official server: text/plain made some browsers offer a download.
+        conn.respond(req, 200, [*headers, ("Content-Type", "text/html"), _NO_STORE], b"ok")
         for data, binary in packets:
             if self.closed:
                 break
@@ -108,9 +111,15 @@ class PollingTransport:
             packets.append(_CLOSE)
             self._should_close = False
             self.closed = True
+        self._answer(conn, req, packets)
+
+    def _answer(
+        self, conn: HttpConnection, req: Request, packets: list[tuple[bytes, bool]]
+    ) -> None:
         sock = self.socket
         headers = sock.server._cors_headers(req) if sock is not None else []
         headers.append(("Content-Type", "text/plain; charset=UTF-8"))
+        headers.append(_NO_STORE)
         conn.respond(req, 200, headers, eio_packet.encode_payload(packets))
 
     def release(self) -> None:
@@ -131,12 +140,31 @@ class PollingTransport:
         self._get = None
 
     def close(self) -> None:
+        """Orderly close (the server closes the session): what is buffered and a close packet go
+        out on the pending GET, or on the next one (the server keeps the sid reachable)."""
         if self.closed:
             return
         self._should_close = True
         if self._get is not None:
             self._flush()
         self.closed = True
+
+    def shutdown(self, noop: bool = False) -> None:
+        """Close now, without waiting for a GET: a pending GET gets what is buffered and a close
+        packet (a noop when the client itself closed, as the official server answers)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._should_close = False
+        get = self._get
+        packets = self._buffer
+        self._buffer = []
+        if get is None:
+            return
+        self._get = None
+        conn, req = get
+        packets.append(_NOOP if noop else _CLOSE)
+        self._answer(conn, req, packets)
 
     def abort(self) -> None:
         self.closed = True

@@ -36,7 +36,7 @@ ERROR_MESSAGES = {
 
 CorsOrigins = Union[None, str, Iterable[str], "re.Pattern[str]", Callable[[str], bool]]
 HttpHandler = Callable[[Request], "tuple[int, Headers, bytes] | None"]
-AllowRequest = Callable[[Request], Union[bool, str, None, Awaitable[Union[bool, str, None]]]]
+AllowRequest = Callable[[Request], bool | str | Awaitable[bool | str | None] | None]
 
 
 class EngineServer:
@@ -113,8 +113,11 @@ class EngineServer:
         self._lingering.clear()
         for conn in list(self._http_connections):
             conn.close()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         for srv in self._servers:
             await srv.wait_closed()
         self._servers.clear()
@@ -184,6 +187,9 @@ class EngineServer:
         return req.path == self.path or req.path.startswith(self._path_slash)
 
     def _handle_http(self, req: Request, conn: HttpConnection) -> None:
+        if req.too_large:
+            self._refuse_too_large(req, conn)
+            return
         if not self._is_ours(req):
             answer = self.http_handler(req) if self.http_handler is not None else None
             if answer is None:
@@ -215,12 +221,12 @@ class EngineServer:
             if sock is None:
                 lingering = self._lingering.get(sid)
                 if lingering is not None and req.method == "GET":
-                    transport, handle = lingering
+                    polling, handle = lingering
                     handle.cancel()
                     del self._lingering[sid]
-                    transport.closed = False
-                    transport._get = None
-                    transport.on_get(conn, req)
+                    polling.closed = False
+                    polling._get = None
+                    polling.on_get(conn, req)
                     return
                 self._abort_request(conn, req, UNKNOWN_SID, None)
                 return
@@ -240,6 +246,21 @@ class EngineServer:
         else:
             self._spawn(self._allow_then(req, lambda: self._handshake_polling(req, conn),
                                          lambda m: self._abort_request(conn, req, FORBIDDEN, m)))
+
+    def _refuse_too_large(self, req: Request, conn: HttpConnection) -> None:
+        """A body over ``max_http_buffer_size`` (the connection closes after the answer): on a
+        polling session's POST it also ends that session."""
+        sid = req.query.get("sid")
+        sock = self.clients.get(sid) if sid and self._is_ours(req) else None
+        if (
+            sock is not None
+            and req.method == "POST"
+            and isinstance(sock.transport, PollingTransport)
+            and req.query.get("transport") == "polling"
+        ):
+            sock.transport.on_post(conn, req)
+            return
+        conn.respond(req, 413, self._cors_headers(req), b"", close=True)
 
     async def _allow_then(
         self, req: Request, accept: Callable[[], None], refuse: Callable[[str | None], None]
@@ -294,6 +315,8 @@ class EngineServer:
         return secrets.token_urlsafe(15)
 
     def _handshake_polling(self, req: Request, conn: HttpConnection) -> None:
+        if not conn.is_open:
+            return  # gone while allow_request decided
         sid = self._new_sid(req)
         transport = PollingTransport()
         sock = EngineSocket(self, sid, transport, req)
@@ -311,7 +334,7 @@ class EngineServer:
                 sock.close()
 
     # -- WebSocket ---------------------------------------------------------------------------
-    def _handle_upgrade(self, req: Request, conn: HttpConnection, tail: bytes) -> None:
+    def _handle_upgrade(self, req: Request, conn: HttpConnection) -> None:
         if not self._is_ours(req) or req.headers.get("upgrade", "").lower() != "websocket":
             conn.abort_upgrade("Bad request")
             return
@@ -322,26 +345,34 @@ class EngineServer:
         sid = req.query.get("sid")
         if sid:
             sock = self.clients[sid]
-            if sock.upgrading or sock.upgraded or not self.allow_upgrades:
+            if (
+                sock.upgrading
+                or sock.upgraded
+                or not self.allow_upgrades
+                or sock.transport.name != "polling"
+            ):
+                # Only a polling session upgrades, and only once at a time.
                 conn.abort_upgrade(ERROR_MESSAGES[BAD_REQUEST])
                 return
             listener = WebSocketTransport(lambda ws: self._on_probe_open(sid, ws))
         elif self.allow_request is not None:
             self._spawn(self._allow_then(
                 req,
-                lambda: self._upgrade_new(req, conn, tail),
+                lambda: self._upgrade_new(req, conn),
                 lambda m: conn.abort_upgrade(m or ERROR_MESSAGES[FORBIDDEN]),
             ))
             return
         else:
-            self._upgrade_new(req, conn, tail)
+            self._upgrade_new(req, conn)
             return
-        hand_over(conn, req, tail, listener, self.max_http_buffer_size,
+        hand_over(conn, req, listener, self.max_http_buffer_size,
                   self.websocket_handshake_timeout)
 
-    def _upgrade_new(self, req: Request, conn: HttpConnection, tail: bytes) -> None:
+    def _upgrade_new(self, req: Request, conn: HttpConnection) -> None:
+        if not conn.is_open:
+            return  # gone while allow_request decided
         listener = WebSocketTransport(lambda ws: self._on_ws_open(req, ws))
-        hand_over(conn, req, tail, listener, self.max_http_buffer_size,
+        hand_over(conn, req, listener, self.max_http_buffer_size,
                   self.websocket_handshake_timeout)
 
     def _on_ws_open(self, req: Request, ws: WebSocketTransport) -> None:
@@ -353,7 +384,13 @@ class EngineServer:
 
     def _on_probe_open(self, sid: str, ws: WebSocketTransport) -> None:
         sock = self.clients.get(sid)
-        if sock is None or sock.closed or sock.upgrading or sock.upgraded:
+        if (
+            sock is None
+            or sock.closed
+            or sock.upgrading
+            or sock.upgraded
+            or sock.transport.name != "polling"
+        ):
             ws.close()
             return
         sock.maybe_upgrade(ws)

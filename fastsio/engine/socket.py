@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from fastsio.engine.server import EngineServer
     from fastsio.engine.websocket import WebSocketTransport
 
-    Transport = Union[PollingTransport, WebSocketTransport]
+    Transport: TypeAlias = PollingTransport | WebSocketTransport
 
 log = logging.getLogger("fastsio.engine")
 
@@ -256,11 +256,18 @@ class EngineSocket:
         self._end_upgrade()
         if probe is not None:
             probe.close()
-        if reason in ("transport close", "transport error", "ping timeout"):
-            # The peer is gone or broken: there is nothing left worth flushing.
-            self.transport.abort() if reason == "ping timeout" else self.transport.close()
+        transport = self.transport
+        if reason == "forced close":
+            # Closed by the server: the client learns it from a close packet, on a polling
+            # session with its next GET if none is waiting (the server keeps the sid that long).
+            transport.close()
+        elif reason == "ping timeout" and transport.name == "websocket":
+            # The peer stopped answering: nothing left worth flushing.
+            transport.abort()
         else:
-            self.transport.close()
+            # A pending GET is answered at once (a noop when the client closed); the sid is
+            # gone for any later request, as in the official server.
+            transport.shutdown(noop=reason == "transport close")
         self.server._remove(self)
         cb = self.on_close
         self.on_close = None

@@ -1,8 +1,8 @@
 """WebSocket transport through picows, and the hand-over of an upgraded HTTP connection.
 
 picows's ``WSProtocol`` constructor is not public API (``picows.api.ws_create_server`` builds it
-internally). This module is the only place that calls it; ``pyproject.toml`` bounds picows's
-version so a changed signature cannot slip in unnoticed.
+internally, and picows's stubs leave it out). This module is the only place that calls it;
+``pyproject.toml`` bounds picows's version so a changed signature cannot slip in unnoticed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
-from picows.picows import WSAutoPingStrategy, WSProtocol
+from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-defined]
 
 if TYPE_CHECKING:
     from fastsio.engine.http import HttpConnection, Request
@@ -28,7 +28,6 @@ READ_BUFFER_SIZE = 2048
 def hand_over(
     conn: HttpConnection,
     req: Request,
-    tail: bytes,
     listener: WebSocketTransport,
     max_frame_size: int,
     handshake_timeout: float,
@@ -38,7 +37,8 @@ def hand_over(
     The request is rebuilt from its parsed parts with ``Connection: Upgrade``, because picows
     compares that header to ``upgrade`` exactly and browsers send ``keep-alive, Upgrade``.
     """
-    transport = conn.detach()
+    transport, tail = conn.detach()
+    listener.max_message_size = max_frame_size
     ws: Any = WSProtocol(
         None,  # host:port (client side only)
         None,  # path (client side only)
@@ -73,7 +73,7 @@ def hand_over(
         data = data[n:]
 
 
-class WebSocketTransport(WSListener):  # type: ignore[misc]
+class WebSocketTransport(WSListener):
     """An Engine.IO transport over one picows WebSocket connection."""
 
     name = "websocket"
@@ -87,6 +87,9 @@ class WebSocketTransport(WSListener):  # type: ignore[misc]
         self._on_open: Callable[[WebSocketTransport], None] | None = on_open
         self._fragments: list[bytes] | None = None
         self._fragment_type: Any = None
+        self._fragments_size = 0
+        # A message (all its fragments together) larger than this closes the connection.
+        self.max_message_size = 1_000_000
 
     # -- picows callbacks ----------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -98,15 +101,38 @@ class WebSocketTransport(WSListener):  # type: ignore[misc]
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
+        if msg_type == WSMsgType.CLOSE:
+            if not transport.is_close_frame_sent:
+                transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+            return
+        if transport.is_close_frame_sent:
+            # Closing (by us, or by picows after a protocol error such as a frame over
+            # max_frame_size, whose parser may still hand over the offending frame later):
+            # nothing more is delivered.
+            return
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            # No extension is ever negotiated (RFC 6455 5.2: fail the connection).
+            self._protocol_error(WSCloseCode.PROTOCOL_ERROR)
+            return
         if msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
+            if self._fragments is not None:
+                self._protocol_error(WSCloseCode.PROTOCOL_ERROR)  # a new message mid-message
+                return
             if not frame.fin:
                 self._fragments = [frame.get_payload_as_bytes()]
+                self._fragments_size = frame.payload_size
                 self._fragment_type = msg_type
                 return
             self._deliver(frame.get_payload_as_bytes(), msg_type == WSMsgType.BINARY)
         elif msg_type == WSMsgType.CONTINUATION:
             if self._fragments is None:
-                self._protocol_error()
+                self._protocol_error(WSCloseCode.PROTOCOL_ERROR)
+                return
+            self._fragments_size += frame.payload_size
+            if self._fragments_size > self.max_message_size:
+                self._fragments = None
+                self._protocol_error(WSCloseCode.MESSAGE_TOO_BIG)
                 return
             self._fragments.append(frame.get_payload_as_bytes())
             if frame.fin:
@@ -114,9 +140,6 @@ class WebSocketTransport(WSListener):  # type: ignore[misc]
                 binary = self._fragment_type == WSMsgType.BINARY
                 self._fragments = None
                 self._deliver(data, binary)
-        elif msg_type == WSMsgType.CLOSE:
-            transport.send_close(WSCloseCode.OK)
-            transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.writable = False
@@ -130,9 +153,10 @@ class WebSocketTransport(WSListener):  # type: ignore[misc]
         if self.socket is not None:
             self.socket._on_packet(self, data, binary)
 
-    def _protocol_error(self) -> None:
+    def _protocol_error(self, code: WSCloseCode) -> None:
+        self.writable = False
         if self.ws is not None:
-            self.ws.send_close(WSCloseCode.PROTOCOL_ERROR)
+            self.ws.send_close(code)
             self.ws.disconnect()
 
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
@@ -154,6 +178,10 @@ class WebSocketTransport(WSListener):  # type: ignore[misc]
         if ws is not None and not ws.is_disconnected:
             ws.send_close(WSCloseCode.OK)
             ws.disconnect()
+
+    def shutdown(self, noop: bool = False) -> None:
+        """Close now (the session ended on an error or on the client's close packet)."""
+        self.close()
 
     def abort(self) -> None:
         self.writable = False
