@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastsio._core import sio_packet
+from fastsio._core.eio_packet import ws_frame
 from fastsio._core.packetlog import PacketLog
 from fastsio._core.rooms import RoomIndex
 
@@ -110,6 +111,7 @@ class Adapter:
         packets = [(parts[0], False)]
         packets.extend((p, True) for p in parts[1:])
         single = parts[0] if len(parts) == 1 else None
+        frame = ws_frame(single) if single is not None else b""  # framed once for everyone
         volatile = opts.volatile
         targets = self._targets(opts)
         for sock in targets:
@@ -119,7 +121,7 @@ class Adapter:
             if volatile and not conn.writable:
                 continue
             if single is not None:
-                conn.send_packet(single, False)
+                conn.send_text_framed(single, frame)
             else:
                 conn.send_packets(packets)
         return targets

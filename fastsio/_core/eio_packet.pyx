@@ -6,7 +6,8 @@ type digit as the first byte (``b"4hello"``), so a packet encoded once can be wr
 a WebSocket text frame or joined into a polling payload. A binary packet is always a MESSAGE and
 carries its raw bytes (WebSocket binary frame, or ``b`` + base64 inside a polling payload).
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memcpy
 import binascii
 import re
 
@@ -101,3 +102,32 @@ cpdef bytes encode_payload(list packets):
         else:
             parts.append(data)
     return _SEPARATOR.join(parts)
+
+
+cpdef bytes ws_frame(bytes payload, bint binary=False):
+    """One unmasked, final WebSocket frame (server to client) carrying ``payload``.
+
+    A broadcast frames its packet once with this and writes the same bytes to every WebSocket
+    recipient, instead of framing per connection.
+    """
+    if payload is None:
+        raise TypeError("payload must be bytes, not None")
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(payload)
+    cdef Py_ssize_t head = 2 if n < 126 else (4 if n < 65536 else 10)
+    cdef bytes frame = PyBytes_FromStringAndSize(NULL, head + n)
+    cdef unsigned char* out = <unsigned char*>PyBytes_AS_STRING(frame)
+    cdef unsigned long long length = <unsigned long long>n
+    cdef int k
+    out[0] = 0x82 if binary else 0x81
+    if head == 2:
+        out[1] = <unsigned char>n
+    elif head == 4:
+        out[1] = 126
+        out[2] = <unsigned char>(n >> 8)
+        out[3] = <unsigned char>(n & 0xFF)
+    else:
+        out[1] = 127
+        for k in range(8):
+            out[2 + k] = <unsigned char>((length >> (8 * (7 - k))) & 0xFF)
+    memcpy(out + head, PyBytes_AS_STRING(payload), n)
+    return frame

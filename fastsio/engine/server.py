@@ -14,7 +14,7 @@ import orjson
 from fastsio.engine.http import Headers, HttpConnection, Request
 from fastsio.engine.polling import PollingTransport
 from fastsio.engine.socket import EngineSocket
-from fastsio.engine.websocket import WebSocketTransport, hand_over
+from fastsio.engine.websocket import Flusher, WebSocketTransport, hand_over
 
 log = logging.getLogger("fastsio.engine")
 
@@ -86,6 +86,7 @@ class EngineServer:
         self.on_connection = on_connection
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
+        self._flusher = Flusher()
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._lingering: dict[str, tuple[PollingTransport, asyncio.TimerHandle]] = {}
@@ -354,7 +355,7 @@ class EngineServer:
                 # Only a polling session upgrades, and only once at a time.
                 conn.abort_upgrade(ERROR_MESSAGES[BAD_REQUEST])
                 return
-            listener = WebSocketTransport(lambda ws: self._on_probe_open(sid, ws))
+            listener = WebSocketTransport(lambda ws: self._on_probe_open(sid, ws), self._flusher)
         elif self.allow_request is not None:
             self._spawn(self._allow_then(
                 req,
@@ -371,7 +372,7 @@ class EngineServer:
     def _upgrade_new(self, req: Request, conn: HttpConnection) -> None:
         if not conn.is_open:
             return  # gone while allow_request decided
-        listener = WebSocketTransport(lambda ws: self._on_ws_open(req, ws))
+        listener = WebSocketTransport(lambda ws: self._on_ws_open(req, ws), self._flusher)
         hand_over(conn, req, listener, self.max_http_buffer_size,
                   self.websocket_handshake_timeout)
 

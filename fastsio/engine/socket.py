@@ -117,6 +117,16 @@ class EngineSocket:
         if self.ready_state == "open":
             self.transport.send_one(data, binary)
 
+    def send_text_framed(self, data: bytes, frame: bytes) -> None:
+        """Queue the text packet ``data``; ``frame`` is the same packet already framed for a
+        WebSocket (a broadcast frames once for all its recipients)."""
+        if self.ready_state == "open":
+            transport = self.transport
+            if transport.name == "websocket":
+                transport.send_frame(frame)  # type: ignore[union-attr]
+            else:
+                transport.send_one(data, False)
+
     def close(self, reason: str = "forced close") -> None:
         """Close the session after what was already queued; ``on_close`` gets ``reason``."""
         if self.ready_state != "open":
