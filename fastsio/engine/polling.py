@@ -107,7 +107,10 @@ class PollingTransport:
         conn, req = get
         packets = self._buffer
         self._buffer = []
-        if self._should_close:
+        if self._should_close and not packets:
+            # The close packet travels alone, after what was buffered: clients act on it at
+            # once but hand the packets before it out a tick later (socket.io-client would
+            # report "transport close" instead of the DISCONNECT it was sent).
             packets.append(_CLOSE)
             self._should_close = False
             self.closed = True

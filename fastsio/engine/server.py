@@ -228,6 +228,15 @@ class EngineServer:
                     polling.closed = False
                     polling._get = None
                     polling.on_get(conn, req)
+                    if polling._should_close:
+                        # That GET took the last packets; the close packet waits for the next.
+                        polling.closed = True
+                        self._lingering[sid] = (
+                            polling,
+                            asyncio.get_running_loop().call_later(
+                                self.ping_timeout, self._unlinger, sid
+                            ),
+                        )
                     return
                 self._abort_request(conn, req, UNKNOWN_SID, None)
                 return

@@ -267,7 +267,7 @@ class EngineSocket:
         if probe is not None:
             probe.close()
         transport = self.transport
-        if reason == "forced close":
+        if reason in ("forced close", "forced server close"):
             # Closed by the server: the client learns it from a close packet, on a polling
             # session with its next GET if none is waiting (the server keeps the sid that long).
             transport.close()
