@@ -13,7 +13,6 @@ from fastsio.exceptions import AckTimeout
 
 if TYPE_CHECKING:
     from fastsio.adapter import Adapter
-    from fastsio.engine.http import Request
     from fastsio.socket import Handshake, Socket
 
 Room = Hashable
@@ -119,7 +118,8 @@ class BroadcastOperator:
     async def fetch_sockets(self) -> list[RemoteSocket]:
         """The selected sockets, as handles that also work for sockets on other nodes."""
         socks = await self._adapter.fetch_sockets(self._opts)
-        return [RemoteSocket.of(s) for s in socks]
+        # A cluster adapter may answer with RemoteSockets for sockets of other nodes.
+        return [s if isinstance(s, RemoteSocket) else RemoteSocket.of(s) for s in socks]
 
     async def sockets_join(self, rooms: Room | Iterable[Room]) -> None:
         """Make the selected sockets join ``rooms``."""
@@ -161,21 +161,25 @@ class RemoteSocket:
     def timeout(self, seconds: float) -> BroadcastOperator:
         return self._op().timeout(seconds)
 
-    def join(self, rooms: Room | Iterable[Room]) -> None:
+    def join(self, rooms: Room | Iterable[Room]) -> asyncio.Future[None] | None:
+        """Join ``rooms``: at once for a local socket, through the adapter otherwise."""
         sock = self._adapter.nsp.sockets.get(self.id)
         if sock is not None:
             sock.join(rooms)
+            return None
+        return asyncio.ensure_future(self._op().sockets_join(rooms))
 
-    def leave(self, rooms: Room | Iterable[Room]) -> None:
+    def leave(self, rooms: Room | Iterable[Room]) -> asyncio.Future[None] | None:
         sock = self._adapter.nsp.sockets.get(self.id)
         if sock is not None:
             sock.leave(rooms)
+            return None
+        return asyncio.ensure_future(self._op().sockets_leave(rooms))
 
-    def disconnect(self, close: bool = False) -> None:
+    def disconnect(self, close: bool = False) -> asyncio.Future[None] | None:
         sock = self._adapter.nsp.sockets.get(self.id)
         if sock is not None:
             sock.disconnect(close)
+            return None
+        return asyncio.ensure_future(self._op().disconnect_sockets(close))
 
-
-def request_of(sock: Socket) -> Request:
-    return sock.client.conn.request

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import zlib
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any, overload
@@ -48,6 +49,54 @@ CLIENT_FILES = {
     "socket.io.msgpack.min.js": "socket.io.msgpack.min.js",
     "socket.io.msgpack.min.js.map": "socket.io.msgpack.min.js.map",
 }
+
+
+def _deflate(data: bytes) -> bytes:
+    return zlib.compress(data, 6)
+
+
+_ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": lambda data: gzip.compress(data, 6),
+    "deflate": _deflate,
+}
+try:  # brotli is optional (``pip install fastsio[brotli]``)
+    import brotli
+
+    _ENCODERS["br"] = brotli.compress
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+_ENCODINGS = tuple(_ENCODERS)
+
+
+def negotiate_encoding(header: str, available: Iterable[str]) -> str | None:
+    """The content coding to use for an ``Accept-Encoding`` header: the highest q > 0 among
+    ``available``, ties going to the client's order; ``None`` for identity."""
+    offered = set(available)
+    best: str | None = None
+    best_q = 0.0
+    listed: set[str] = set()
+    wildcard_q: float | None = None
+    for part in header.split(","):
+        token, _, params = part.strip().partition(";")
+        token = token.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        listed.add(token)
+        if token == "*":
+            wildcard_q = q
+        elif token in offered and q > best_q:
+            best, best_q = token, q
+    if wildcard_q is not None and wildcard_q > best_q:
+        for coding in available:
+            if coding not in listed:
+                return coding
+    return best
 
 
 def find_client_dist() -> Path | None:
@@ -131,7 +180,7 @@ class Server(_Emitting):
         self._client_dist = find_client_dist() if serve_client else None
         if serve_client and self._client_dist is None:
             log.info("serve_client: no socket.io-client package found; not serving the bundle")
-        self._client_cache: dict[str, tuple[bytes, bytes, str]] = {}
+        self._client_cache: dict[str, tuple[bytes, str, dict[str, bytes]]] = {}
         self.engine = EngineServer(
             path=path,
             transports=transports,
@@ -291,21 +340,28 @@ class Server(_Emitting):
         if cached is None:
             assert self._client_dist is not None
             raw = (self._client_dist / name).read_bytes()
-            etag = '"' + hashlib.sha1(raw).hexdigest()[:20] + '"'
-            cached = (raw, gzip.compress(raw, 6), etag)
+            cached = (raw, '"' + hashlib.sha1(raw).hexdigest()[:20] + '"', {})
             self._client_cache[name] = cached
-        raw, gz, etag = cached
+        raw, etag, encoded = cached
+        cors = self.engine._cors_headers(req)
+        match = req.headers.get("if-none-match")
+        if match and etag in (t.strip().removeprefix("W/") for t in match.split(",")):
+            return 304, [*cors, ("ETag", etag)], b""
         ctype = "application/json" if name.endswith(".map") else "application/javascript"
         headers: Headers = [
-            ("Content-Type", ctype),
+            *cors,
+            ("Content-Type", ctype + "; charset=utf-8"),
             ("ETag", etag),
             ("Cache-Control", "public, max-age=0"),
+            ("Vary", "Accept-Encoding"),
         ]
-        if req.headers.get("if-none-match") == etag:
-            return 304, [("ETag", etag)], b""
-        if "gzip" in req.headers.get("accept-encoding", ""):
-            return 200, [*headers, ("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")], gz
-        return 200, headers, raw
+        coding = negotiate_encoding(req.headers.get("accept-encoding", ""), _ENCODINGS)
+        if coding is None:
+            return 200, headers, raw
+        body = encoded.get(coding)
+        if body is None:
+            body = encoded[coding] = _ENCODERS[coding](raw)
+        return 200, [*headers, ("Content-Encoding", coding)], body
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property

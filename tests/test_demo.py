@@ -41,7 +41,7 @@ async def test_demo_serves_page_bundle_and_chat():
             assert '<script src="/socket.io/socket.io.js"></script>' in page
             async with http.get(url + "/socket.io/socket.io.js") as resp:
                 assert resp.status == 200, "socket.io-client not installed (run the test command)"
-                assert resp.headers["Content-Type"] == "application/javascript"
+                assert resp.headers["Content-Type"] == "application/javascript; charset=utf-8"
                 bundle = await resp.text()
                 assert "Socket.IO v4" in bundle
                 etag = resp.headers["ETag"]

@@ -289,6 +289,8 @@ class HttpConnection(asyncio.Protocol):
         elif req.http_version == "1.0":
             head.append("Connection: keep-alive\r\n")
         head.append("\r\n")
+        if req.method == "HEAD":
+            body = b""  # Content-Length above still describes what GET would send
         self.transport.write("".join(head).encode("latin-1") + body)
         self._busy = False
         if not keep_alive:
