@@ -7,6 +7,7 @@ import logging
 import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from fastsio._core import sio_packet
 from fastsio._core.errors import ProtocolError
@@ -51,6 +52,10 @@ class Client:
         self._connect_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             server.connect_timeout, self._on_connect_timeout
         )
+        if conn.protocol == 3:
+            # Socket.IO v2 clients never ask for "/": the server joins it for them at once.
+            self._connecting.add("/")
+            server._connect(self, "/", {})
 
     def handshake(self, auth: dict[str, Any]) -> Handshake:
         req = self.conn.request
@@ -72,6 +77,8 @@ class Client:
             packet = self.decoder.add_binary(data) if binary else self.decoder.add_text(data, 1)
         except ProtocolError as exc:
             log.debug("invalid Socket.IO packet: %s", exc)
+            for sock in list(self.nsps.values()):
+                sock.nsp._emit_error(sock, exc)
             self.conn.close("forced close")
             return
         if packet is not None:
@@ -92,6 +99,9 @@ class Client:
             self.conn.close("forced close")
 
     def _on_packet(self, packet: sio_packet.Packet) -> None:
+        if packet.type == sio_packet.CONNECT and self.conn.protocol == 3:
+            self._on_connect_v3(packet.nsp)
+            return
         sock = self.nsps.get(packet.nsp)
         if sock is not None:
             sock._on_packet(packet)
@@ -101,6 +111,16 @@ class Client:
         else:
             # EVENT before CONNECT, a second CONNECT while the first runs, etc.
             self.protocol_violation()
+
+    def _on_connect_v3(self, nsp: str) -> None:
+        """A Socket.IO v2 CONNECT: its namespace carries the query (``/nsp?x=1``), which
+        becomes the auth payload (``{"x": "1"}``), as the official client.ts does."""
+        name, auth = parse_v3_namespace(nsp)
+        if name in self.nsps or name in self._connecting:
+            self.protocol_violation()
+            return
+        self._connecting.add(name)
+        self.server._connect(self, name, auth)
 
     def _on_connect_timeout(self) -> None:
         self._connect_timer = None
@@ -119,6 +139,12 @@ class Client:
 
     def connect_error(self, nsp: str, message: str, data: Any) -> None:
         self._connecting.discard(nsp)
+        if self.conn.protocol == 3:
+            # Socket.IO v2 clients get one value: ``err.data || err.message``.
+            self.write(sio_packet.encode(
+                sio_packet.CONNECT_ERROR, nsp, data if _js_truthy(data) else message
+            ))
+            return
         payload: dict[str, Any] = {"message": message}
         if data is not None:
             payload["data"] = data
@@ -160,3 +186,21 @@ class Client:
         for sock in list(self.nsps.values()):
             sock._on_close(reason, description)
         self.nsps.clear()
+
+
+# -- Socket.IO v2 clients (Engine.IO revision 3) ---------------------------------------------------
+def parse_v3_namespace(nsp: str) -> tuple[str, dict[str, str]]:
+    """``/nsp?x=1`` -> ``("/nsp", {"x": "1"})``: a v2 client's namespace and query (the last
+    value of a repeated key wins, as ``Object.fromEntries(url.searchParams)``)."""
+    nsp = nsp.partition("#")[0]
+    name, _, query = nsp.partition("?")
+    return name or "/", dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _js_truthy(value: Any) -> bool:
+    """JavaScript's truthiness (``{}`` and ``[]`` are true, ``0`` and ``""`` false)."""
+    if value is None or value is False or value == "":
+        return False
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == value and value != 0  # NaN and 0 are false
+    return True

@@ -151,6 +151,9 @@ class Namespace(_Emitting):
 
     # -- connecting --------------------------------------------------------------------------
     def _add(self, client: Client, auth: dict[str, Any]) -> None:
+        if client.conn.protocol == 3:
+            self._add_v3(client, auth)
+            return
         recovery = self.server.recovery
         if recovery is not None and isinstance(auth.get("pid"), str):
             self.server._spawn(self._add_recovering(client, auth))
@@ -159,6 +162,13 @@ class Namespace(_Emitting):
         if recovery is not None:
             sock.pid = secrets.token_urlsafe(16)  # 128 bits, only ever sent to its own client
         self._connect_fresh(client, sock)
+
+    def _add_v3(self, client: Client, auth: dict[str, Any]) -> None:
+        """A Socket.IO v2 client: its socket id is the Engine.IO session id (prefixed with
+        ``<nsp>#`` outside ``/``), as v2 servers did; no connection state recovery (a v2 client
+        has no way to resume)."""
+        sid = client.conn.sid if self.name == "/" else f"{self.name}#{client.conn.sid}"
+        self._connect_fresh(client, Socket(self, client, sid, client.handshake(auth)))
 
     def _connect_fresh(self, client: Client, sock: Socket) -> None:
         if not self._middlewares:
@@ -207,9 +217,11 @@ class Namespace(_Emitting):
                 if inspect.isawaitable(result):
                     await result
         except ConnectionRefused as exc:
+            sock._cleanup()
             client.connect_error(self.name, exc.message, exc.data)
             return
         except Exception as exc:
+            sock._cleanup()
             client.connect_error(self.name, str(exc) or type(exc).__name__, None)
             return
         self._do_connect(client, sock)
@@ -217,13 +229,16 @@ class Namespace(_Emitting):
     def _do_connect(self, client: Client, sock: Socket) -> None:
         client._connecting.discard(self.name)
         if client.conn.closed:
+            sock._cleanup()
             return
         sock.connected = True
         self.sockets[sock.id] = sock
         client._add(sock)
         self.adapter.add_all(sock.id, (sock.id,))
         session = sock._restored
-        if sock.pid is None:
+        if client.conn.protocol == 3:
+            sock._send_packet(sio_packet.CONNECT)  # Socket.IO v2 clients: no payload
+        elif sock.pid is None:
             sock._send_packet(sio_packet.CONNECT, {"sid": sock.id})
         else:
             self._pids[sock.pid] = sock
@@ -251,6 +266,12 @@ class Namespace(_Emitting):
 
     # -- dispatch ----------------------------------------------------------------------------
     def _dispatch_event(self, sock: Socket, data: list[Any], ack_id: int | None) -> None:
+        if sock._any is not None:
+            # As the official server: catch-all listeners see the packet as it arrives, before
+            # (and whatever) the socket middlewares decide.
+            args = (data[0], *data[1:])
+            for fn in list(sock._any):
+                self.server._call(fn, args)
         if sock._middlewares:
             self.server._spawn(self._run_packet_middlewares(sock, data, ack_id))
             return
@@ -277,15 +298,12 @@ class Namespace(_Emitting):
         for fn in list(self._handlers.get("error", ())):
             self.server._call(fn, (sock, exc))
         if not handlers and not self._handlers.get("error"):
-            log.warning("packet refused by a socket middleware: %s", exc)
+            log.warning("socket %s: unhandled error: %s", sock.id, exc)
 
     def _deliver_event(self, sock: Socket, data: list[Any], ack_id: int | None) -> None:
         event = data[0]
         args = tuple(data[1:])
         server = self.server
-        if sock._any is not None:
-            for fn in list(sock._any):
-                server._call(fn, (event, *args))
         ack_sent = ack_id is None
         on_result = None
         if not ack_sent:

@@ -74,6 +74,7 @@ class Socket:
         "__weakref__",
         "_acks",
         "_any",
+        "_cleaned",
         "_handlers",
         "_log_start",
         "_middlewares",
@@ -99,6 +100,7 @@ class Socket:
         self.connected = False
         self.recovered = False
         self._acks: dict[int, Callable[..., None]] = {}
+        self._cleaned = False  # left every room for good: join() does nothing any more
         self._handlers: dict[str, list[Handler]] | None = None
         self._any: list[Handler] | None = None
         self._out_any: list[Handler] | None = None
@@ -126,8 +128,15 @@ class Socket:
 
     # -- rooms -------------------------------------------------------------------------------
     def join(self, rooms: Room | Iterable[Room]) -> None:
-        """Join one room or several."""
+        """Join one room or several (nothing once the socket has disconnected)."""
+        if self._cleaned:
+            return
         self.nsp.adapter.add_all(self.id, _as_rooms(rooms))
+
+    def _cleanup(self) -> None:
+        """Leave every room, and make any later join() a no-op (the official _cleanup)."""
+        self._cleaned = True
+        self.nsp.adapter.delete_all(self.id)
 
     def leave(self, rooms: Room | Iterable[Room]) -> None:
         """Leave one room or several."""
@@ -341,7 +350,7 @@ class Socket:
             )
             if pending is not None:
                 self.nsp.server._spawn(pending)
-        adapter.delete_all(self.id)
+        self._cleanup()
         self.connected = False
         self.client._remove(self)
         self.nsp._remove(self)
@@ -416,6 +425,12 @@ class SocketEmitter:
         def on_ack(*ack: Any) -> None:
             state["timer"].cancel()
             user_cb(None, *ack)
+
+        def fail(exc: BaseException) -> None:
+            state["timer"].cancel()
+            user_cb(exc)
+
+        on_ack.fail = fail  # type: ignore[attr-defined]
 
         ack_id = sock._emit(event, args, on_ack, None, self._volatile)
 

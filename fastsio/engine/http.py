@@ -108,6 +108,7 @@ class HttpConnection(asyncio.Protocol):
         "_upgrade_tail",
         "_url",
         "remote_address",
+        "secure",
         "server",
         "transport",
     )
@@ -129,6 +130,7 @@ class HttpConnection(asyncio.Protocol):
         # Bytes that arrive after an upgrade request, until the WebSocket takes the transport.
         self._upgrade_tail: bytearray | None = None
         self.remote_address = ""
+        self.secure = False  # TLS (``start(ssl=...)``): the session cookie gets ``Secure``
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -136,6 +138,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.remote_address = peer[0] if peer else ""
+        self.secure = transport.get_extra_info("sslcontext") is not None
         self.server._http_connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -245,7 +248,7 @@ class HttpConnection(asyncio.Protocol):
         headers = [
             (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self._headers
         ]
-        return Request(
+        req = Request(
             self._parser.get_method().decode("ascii", "replace"),
             self._url.decode("latin-1"),
             headers,
@@ -254,6 +257,8 @@ class HttpConnection(asyncio.Protocol):
             bool(self._parser.should_keep_alive()),
             self.remote_address,
         )
+        req.secure = self.secure
+        return req
 
     def _next(self) -> None:
         while self._queue and not self._busy and not self._closed:

@@ -7,15 +7,18 @@ from typing import TYPE_CHECKING
 
 from fastsio._core import eio_packet
 from fastsio._core.errors import EnginePacketError
+from fastsio.engine import eio3
 
 if TYPE_CHECKING:
-    from fastsio.engine.http import HttpConnection, Request
+    from fastsio.engine.http import Headers, HttpConnection, Request
     from fastsio.engine.socket import EngineSocket
 
 _CLOSE = (b"1", False)
 _NOOP = (b"6", False)
 # As the official server: no cache may keep a poll's answer (GH-43 / old IE).
 _NO_STORE = ("Cache-Control", "no-store")
+_TEXT = ("Content-Type", "text/plain; charset=UTF-8")
+_BINARY = ("Content-Type", "application/octet-stream")
 
 
 class PollingTransport:
@@ -36,6 +39,11 @@ class PollingTransport:
     @property
     def writable(self) -> bool:
         return self._get is not None and not self.closed
+
+    @property
+    def idle(self) -> bool:
+        """A GET is waiting and no answer to it is being prepared."""
+        return self._get is not None and not self._flush_scheduled and not self.closed
 
     # -- requests --------------------------------------------------------------------------
     def on_get(self, conn: HttpConnection, req: Request) -> None:
@@ -59,18 +67,24 @@ class PollingTransport:
             conn.respond(req, 413, headers, b"", close=True)
             sock._on_error("payload too large")
             return
-        if req.headers.get("content-type") == "application/octet-stream":
+        binary_body = req.headers.get("content-type") == "application/octet-stream"
+        if binary_body and sock.protocol != 3:
             conn.respond(req, 400, headers, b"")
             sock._on_error("invalid content")
             return
         try:
-            packets = eio_packet.decode_payload(req.body)
+            if sock.protocol == 3:
+                packets = eio3.decode_payload(req.body, binary_body)
+            else:
+                packets = eio_packet.decode_payload(req.body)
         except EnginePacketError:
             conn.respond(req, 400, headers, b"")
             sock._on_close("parse error")
             return
         # text/html, as the official server: text/plain made some browsers offer a download.
-        conn.respond(req, 200, [*headers, ("Content-Type", "text/html"), _NO_STORE], b"ok")
+        headers.append(("Content-Type", "text/html"))
+        self._headers(req, headers)
+        conn.respond(req, 200, headers, b"ok")
         for data, binary in packets:
             if self.closed:
                 break
@@ -120,10 +134,32 @@ class PollingTransport:
         self, conn: HttpConnection, req: Request, packets: list[tuple[bytes, bool]]
     ) -> None:
         sock = self.socket
-        headers = sock.server._cors_headers(req) if sock is not None else []
-        headers.append(("Content-Type", "text/plain; charset=UTF-8"))
+        if sock is None:
+            conn.respond(req, 200, [_TEXT, _NO_STORE], eio_packet.encode_payload(packets))
+            return
+        server = sock.server
+        headers = server._cors_headers(req)
+        if sock.protocol == 3:
+            # XHR2 binary payloads unless the client asked for base64 (``b64``).
+            body, binary = eio3.encode_payload(packets, not req.query.get("b64"))
+            headers.append(_BINARY if binary else _TEXT)
+        else:
+            body = eio_packet.encode_payload(packets)
+            headers.append(_TEXT)
+        if server.http_compression is not None:
+            body = server.http_compression.apply(req, body, headers)
+        self._headers(req, headers)
+        conn.respond(req, 200, headers, body)
+
+    def _headers(self, req: Request, headers: Headers) -> None:
+        """What every successful polling response carries, then the cookie and the hooks."""
         headers.append(_NO_STORE)
-        conn.respond(req, 200, headers, eio_packet.encode_payload(packets))
+        ua = req.headers.get("user-agent")
+        if ua and (";MSIE" in ua or "Trident/" in ua):
+            headers.append(("X-XSS-Protection", "0"))  # as the official server, for old IE
+        sock = self.socket
+        if sock is not None:
+            sock.server._response_headers(req, headers, sock.sid)
 
     def release(self) -> None:
         """Answer a pending GET with a noop (the upgrade asks the client to stop polling)."""

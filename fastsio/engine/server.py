@@ -1,22 +1,31 @@
-"""The Engine.IO server: handshake, request routing, errors, CORS, lifecycle."""
+"""The Engine.IO server: handshake, request routing, errors, CORS, cookie, hooks, lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Union
+from typing import Any
 
 import orjson
 
 from fastsio.engine.http import Headers, HttpConnection, Request
+from fastsio.engine.options import (
+    DEFAULT_CORS_METHODS,
+    Compression,
+    Cookie,
+    Cors,
+    CorsOrigins,
+)
 from fastsio.engine.polling import PollingTransport
 from fastsio.engine.socket import EngineSocket
-from fastsio.engine.websocket import Flusher, WebSocketTransport, hand_over
+from fastsio.engine.websocket import Flusher, WebSocketTransport, WebSocketTransport3, hand_over
 
 log = logging.getLogger("fastsio.engine")
+
+__all__ = ["AllowRequest", "CorsOrigins", "EngineServer", "HeadersHook", "HttpHandler"]
 
 UNKNOWN_TRANSPORT = 0
 UNKNOWN_SID = 1
@@ -34,13 +43,38 @@ ERROR_MESSAGES = {
     UNSUPPORTED_PROTOCOL_VERSION: "Unsupported protocol version",
 }
 
-CorsOrigins = Union[None, str, Iterable[str], "re.Pattern[str]", Callable[[str], bool]]
 HttpHandler = Callable[[Request], "tuple[int, Headers, bytes] | None"]
 AllowRequest = Callable[[Request], bool | str | Awaitable[bool | str | None] | None]
+SidGenerator = Callable[[Request], "str | Awaitable[str]"]
+# ``fn(headers, request)``: append ``(name, value)`` pairs to ``headers`` (a list).
+HeadersHook = Callable[[Headers, Request], None]
+
+
+def request_protocol(req: Request) -> int:
+    """The Engine.IO revision a handshake asks for: 4 for ``EIO=4``, else 3 (as the official
+    server, which reads a missing ``EIO`` as revision 3)."""
+    return 4 if req.query.get("EIO") == "4" else 3
 
 
 class EngineServer:
-    """A bare Engine.IO v4 server. ``on_connection(socket)`` is called for each new session."""
+    """A bare Engine.IO server (revision 4; revision 3 too with ``allow_eio3``).
+    ``on_connection(socket)`` is called for each new session. Times are in seconds.
+
+    HTTP options, after the official server's (snake_case):
+
+    - ``cors_allowed_origins`` (``"*"``, ``True``, an origin, a list, a regex, a callable;
+      ``None``: no CORS header at all), ``cors_credentials``, ``cors_methods``,
+      ``cors_allowed_headers`` (default: those the preflight asks for),
+      ``cors_exposed_headers``, ``cors_max_age``;
+    - ``cookie``: ``True`` or a dict (see :class:`~fastsio.engine.options.Cookie`): the session
+      id in a cookie on the handshake response;
+    - ``http_compression``: gzip/deflate of polling responses (``True``: from 1024 bytes);
+    - ``initial_headers(headers, request)``: called for the handshake response (polling, or the
+      WebSocket ``101``); ``headers(headers, request)``: for every polling response and every
+      ``101``; both may append ``(name, value)`` pairs to ``headers``;
+    - ``allow_request(request)``: ``True``/``None`` accepts a handshake, ``False`` or a message
+      refuses it (403); may be async. ``sid_generator(request)``: the session id (may be async).
+    """
 
     def __init__(
         self,
@@ -54,8 +88,18 @@ class EngineServer:
         max_http_buffer_size: int = 1_000_000,
         cors_allowed_origins: CorsOrigins = None,
         cors_credentials: bool = False,
+        cors_methods: str | Iterable[str] = DEFAULT_CORS_METHODS,
+        cors_allowed_headers: str | Iterable[str] | None = None,
+        cors_exposed_headers: str | Iterable[str] | None = None,
+        cors_max_age: float | None = None,
+        cookie: bool | dict[str, Any] | None = None,
+        http_compression: bool | dict[str, Any] = True,
+        per_message_deflate: bool | dict[str, Any] | None = None,
+        allow_eio3: bool = False,
         allow_request: AllowRequest | None = None,
-        sid_generator: Callable[[Request], str] | None = None,
+        sid_generator: SidGenerator | None = None,
+        initial_headers: HeadersHook | None = None,
+        headers: HeadersHook | None = None,
         websocket_handshake_timeout: float = 10.0,
         max_request_line: int = 8192,
         max_header_size: int = 16384,
@@ -63,6 +107,12 @@ class EngineServer:
         on_connection: Callable[[EngineSocket], None] | None = None,
         http_handler: HttpHandler | None = None,
     ) -> None:
+        if per_message_deflate:
+            raise ValueError(
+                "per_message_deflate is not supported: picows, fastsio's WebSocket layer, "
+                "implements no WebSocket extension (permessage-deflate included); polling "
+                "responses are compressed with http_compression"
+            )
         path = "/" + path.strip("/")
         self.path = path
         self._path_slash = path + "/"
@@ -77,8 +127,21 @@ class EngineServer:
         self.max_http_buffer_size = max_http_buffer_size
         self.cors_allowed_origins = cors_allowed_origins
         self.cors_credentials = cors_credentials
+        self.cors = Cors(
+            cors_allowed_origins,
+            cors_credentials,
+            cors_methods,
+            cors_allowed_headers,
+            cors_exposed_headers,
+            cors_max_age,
+        )
+        self.cookie = Cookie(cookie) if cookie else None
+        self.http_compression = Compression(http_compression) if http_compression else None
+        self.allow_eio3 = allow_eio3
         self.allow_request = allow_request
         self.sid_generator = sid_generator
+        self.initial_headers = initial_headers
+        self.headers = headers
         self.websocket_handshake_timeout = websocket_handshake_timeout
         self.max_request_line = max_request_line
         self.max_header_size = max_header_size
@@ -150,38 +213,28 @@ class EngineServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- CORS --------------------------------------------------------------------------------
-    def _origin_allowed(self, origin: str) -> bool:
-        allowed = self.cors_allowed_origins
-        if allowed is None:
-            return False
-        if allowed == "*":
-            return True
-        if isinstance(allowed, str):
-            return origin == allowed
-        if isinstance(allowed, re.Pattern):
-            return allowed.fullmatch(origin) is not None
-        if callable(allowed):
-            return bool(allowed(origin))
-        return origin in allowed
-
+    # -- response headers --------------------------------------------------------------------
     def _cors_headers(self, req: Request) -> Headers:
-        if self.cors_allowed_origins is None:
-            return []
-        origin = req.headers.get("origin")
-        if origin is None:
-            return []
-        if not self._origin_allowed(origin):
-            return []
-        headers: Headers = []
-        if self.cors_allowed_origins == "*" and not self.cors_credentials:
-            headers.append(("Access-Control-Allow-Origin", "*"))
-        else:
-            headers.append(("Access-Control-Allow-Origin", origin))
-            headers.append(("Vary", "Origin"))
-        if self.cors_credentials:
-            headers.append(("Access-Control-Allow-Credentials", "true"))
-        return headers
+        """The CORS headers of an actual response to ``req`` (none unless configured)."""
+        return self.cors.headers(req)
+
+    def _response_headers(self, req: Request, headers: Headers, sid: str) -> None:
+        """What a successful polling response or a WebSocket ``101`` adds: the session cookie
+        and ``initial_headers`` on the handshake, then ``headers``."""
+        if not req.query.get("sid"):
+            if self.cookie is not None:
+                headers.append(self.cookie.header(sid, req))
+            if self.initial_headers is not None:
+                self._call_hook(self.initial_headers, headers, req)
+        if self.headers is not None:
+            self._call_hook(self.headers, headers, req)
+
+    @staticmethod
+    def _call_hook(hook: HeadersHook, headers: Headers, req: Request) -> None:
+        try:
+            hook(headers, req)
+        except Exception:
+            log.exception("error in a response headers hook")
 
     # -- HTTP routing ------------------------------------------------------------------------
     def _is_ours(self, req: Request) -> bool:
@@ -203,14 +256,10 @@ class EngineServer:
             if answer is not None:
                 conn.respond(req, *answer)
                 return
-        if req.method == "OPTIONS":
-            headers = self._cors_headers(req)
-            if headers:
-                headers.append(("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE"))
-                requested = req.headers.get("access-control-request-headers")
-                if requested:
-                    headers.append(("Access-Control-Allow-Headers", requested))
-            conn.respond(req, 204, headers, b"")
+        if req.method == "OPTIONS" and self.cors.enabled:
+            # A CORS preflight. Without CORS configured, OPTIONS is refused like any other
+            # method (as the official server, which answers preflights only through ``cors``).
+            conn.respond(req, 204, self.cors.preflight_headers(req), b"")
             return
         error = self._verify(req, upgrade=False)
         if error is not None:
@@ -306,7 +355,7 @@ class EngineServer:
             return BAD_HANDSHAKE_METHOD, None
         if transport == "websocket" and not upgrade:
             return BAD_REQUEST, None
-        if req.query.get("EIO") != "4":
+        if request_protocol(req) == 3 and not self.allow_eio3:
             return UNSUPPORTED_PROTOCOL_VERSION, None
         return None
 
@@ -318,18 +367,62 @@ class EngineServer:
         headers = [*self._cors_headers(req), ("Content-Type", "application/json")]
         conn.respond(req, status, headers, body)
 
-    def _new_sid(self, req: Request) -> str:
-        if self.sid_generator is not None:
-            return str(self.sid_generator(req))
-        # 120 random bits from the OS CSPRNG, URL-safe, 20 characters.
-        return secrets.token_urlsafe(15)
+    # -- session ids -------------------------------------------------------------------------
+    def _with_sid(
+        self, req: Request, then: Callable[[str], None], fail: Callable[[], None]
+    ) -> None:
+        """Make a session id for the handshake ``req`` and call ``then(sid)``; ``fail()`` when
+        ``sid_generator`` raises or gives an empty or taken id (the handshake gets 400)."""
+        gen = self.sid_generator
+        if gen is None:
+            # 120 random bits from the OS CSPRNG, URL-safe, 20 characters.
+            then(secrets.token_urlsafe(15))
+            return
+        try:
+            result = gen(req)
+        except Exception:
+            log.exception("error in sid_generator")
+            fail()
+            return
+        if inspect.isawaitable(result):
+            self._spawn(self._await_sid(result, then, fail))
+            return
+        self._check_sid(result, then, fail)
 
+    async def _await_sid(
+        self, result: Awaitable[str], then: Callable[[str], None], fail: Callable[[], None]
+    ) -> None:
+        try:
+            sid = await result
+        except Exception:
+            log.exception("error in sid_generator")
+            fail()
+            return
+        self._check_sid(sid, then, fail)
+
+    def _check_sid(self, sid: Any, then: Callable[[str], None], fail: Callable[[], None]) -> None:
+        sid = "" if sid is None else str(sid)
+        if not sid or sid in self.clients or sid in self._lingering:
+            log.error("sid_generator gave an empty or already used session id: %r", sid)
+            fail()
+            return
+        then(sid)
+
+    # -- polling handshake -------------------------------------------------------------------
     def _handshake_polling(self, req: Request, conn: HttpConnection) -> None:
         if not conn.is_open:
             return  # gone while allow_request decided
-        sid = self._new_sid(req)
+        self._with_sid(
+            req,
+            lambda sid: self._open_polling(req, conn, sid),
+            lambda: self._abort_request(conn, req, BAD_REQUEST, None),
+        )
+
+    def _open_polling(self, req: Request, conn: HttpConnection, sid: str) -> None:
+        if not conn.is_open:
+            return  # gone while sid_generator ran
         transport = PollingTransport()
-        sock = EngineSocket(self, sid, transport, req)
+        sock = EngineSocket(self, sid, transport, req, request_protocol(req))
         self.clients[sid] = sock
         sock.open()
         transport.on_get(conn, req)
@@ -344,6 +437,21 @@ class EngineServer:
                 sock.close()
 
     # -- WebSocket ---------------------------------------------------------------------------
+    def _ws_transport(
+        self, protocol: int, req: Request, on_open: Callable[[WebSocketTransport], None]
+    ) -> WebSocketTransport:
+        if protocol == 3:
+            return WebSocketTransport3(on_open, self._flusher, b64=bool(req.query.get("b64")))
+        return WebSocketTransport(on_open, self._flusher)
+
+    def _hand_over(
+        self, req: Request, conn: HttpConnection, listener: WebSocketTransport, sid: str
+    ) -> None:
+        headers: Headers = []
+        self._response_headers(req, headers, sid)
+        hand_over(conn, req, listener, self.max_http_buffer_size,
+                  self.websocket_handshake_timeout, headers)
+
     def _handle_upgrade(self, req: Request, conn: HttpConnection) -> None:
         if not self._is_ours(req) or req.headers.get("upgrade", "").lower() != "websocket":
             conn.abort_upgrade("Bad request")
@@ -364,30 +472,43 @@ class EngineServer:
                 # Only a polling session upgrades, and only once at a time.
                 conn.abort_upgrade(ERROR_MESSAGES[BAD_REQUEST])
                 return
-            listener = WebSocketTransport(lambda ws: self._on_probe_open(sid, ws), self._flusher)
+            listener = self._ws_transport(
+                sock.protocol, req, lambda ws: self._on_probe_open(sid, ws)
+            )
+            self._hand_over(req, conn, listener, sid)
         elif self.allow_request is not None:
             self._spawn(self._allow_then(
                 req,
                 lambda: self._upgrade_new(req, conn),
                 lambda m: conn.abort_upgrade(m or ERROR_MESSAGES[FORBIDDEN]),
             ))
-            return
         else:
             self._upgrade_new(req, conn)
-            return
-        hand_over(conn, req, listener, self.max_http_buffer_size,
-                  self.websocket_handshake_timeout)
 
     def _upgrade_new(self, req: Request, conn: HttpConnection) -> None:
         if not conn.is_open:
             return  # gone while allow_request decided
-        listener = WebSocketTransport(lambda ws: self._on_ws_open(req, ws), self._flusher)
-        hand_over(conn, req, listener, self.max_http_buffer_size,
-                  self.websocket_handshake_timeout)
+        # The id is made before the 101, so that the cookie and the hooks can go in it.
+        self._with_sid(
+            req,
+            lambda sid: self._upgrade_with_sid(req, conn, sid),
+            lambda: conn.abort_upgrade(ERROR_MESSAGES[BAD_REQUEST]),
+        )
 
-    def _on_ws_open(self, req: Request, ws: WebSocketTransport) -> None:
-        sid = self._new_sid(req)
-        sock = EngineSocket(self, sid, ws, req)
+    def _upgrade_with_sid(self, req: Request, conn: HttpConnection, sid: str) -> None:
+        if not conn.is_open:
+            return  # gone while sid_generator ran
+        protocol = request_protocol(req)
+        listener = self._ws_transport(
+            protocol, req, lambda ws: self._on_ws_open(req, ws, sid, protocol)
+        )
+        self._hand_over(req, conn, listener, sid)
+
+    def _on_ws_open(self, req: Request, ws: WebSocketTransport, sid: str, protocol: int) -> None:
+        if sid in self.clients or sid in self._lingering:
+            ws.close()  # taken while the WebSocket handshake completed
+            return
+        sock = EngineSocket(self, sid, ws, req, protocol)
         self.clients[sid] = sock
         sock.open()
         self._connected(sock)

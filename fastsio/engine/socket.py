@@ -23,12 +23,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastsio.engine")
 
 _PING = b"2"
+_PONG = b"3"
 _PONG_PROBE = b"3probe"
 
 
 class EngineSocket:
     """An Engine.IO session. ``on_message(data, binary)`` gets every MESSAGE: text packets
-    with their leading ``4`` (so the Socket.IO decoder can start at offset 1), binary as is."""
+    with their leading ``4`` (so the Socket.IO decoder can start at offset 1), binary as is.
+
+    ``protocol`` is the Engine.IO revision: 4, or 3 for Socket.IO v2 clients (``allow_eio3``),
+    whose transports translate the wire format so that this class sees the same packets."""
 
     __slots__ = (
         "_check_handle",
@@ -80,21 +84,26 @@ class EngineSocket:
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> None:
         srv = self.server
-        handshake = {
+        handshake: dict[str, Any] = {
             "sid": self.sid,
             "upgrades": srv._upgrades_for(self.transport.name),
             "pingInterval": int(srv.ping_interval * 1000),
             "pingTimeout": int(srv.ping_timeout * 1000),
-            "maxPayload": srv.max_http_buffer_size,
         }
+        if self.protocol != 3:
+            handshake["maxPayload"] = srv.max_http_buffer_size
         self.ready_state = "open"
         self.transport.send_one(b"0" + orjson.dumps(handshake), False)
-        self._schedule_ping()
+        if self.protocol == 3:
+            # Revision 3: the client pings, the server answers (see _on_client_ping).
+            self._expect_client_ping()
+        else:
+            self._schedule_ping()
 
     @property
     def writable(self) -> bool:
         """False while a polling session has no GET waiting (volatile packets are dropped)."""
-        return not self.closed and bool(self.transport.writable)
+        return not self.closed and bool(self.transport.idle)
 
     @property
     def transport_name(self) -> str:
@@ -162,6 +171,20 @@ class EngineSocket:
             self._ping_handle.cancel()
         self._schedule_ping()
 
+    def _expect_client_ping(self) -> None:
+        """Revision 3: the session ends unless the client pings within pingInterval +
+        pingTimeout (the official server's timeout for that revision)."""
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        srv = self.server
+        self._timeout_handle = asyncio.get_running_loop().call_later(
+            srv.ping_interval + srv.ping_timeout, self._on_ping_timeout
+        )
+
+    def _on_client_ping(self) -> None:
+        self._expect_client_ping()
+        self.send_packet(_PONG, False)
+
     # -- inbound -----------------------------------------------------------------------------
     def _on_packet(self, transport: Transport, data: bytes, binary: bool) -> None:
         if transport is not self.transport:
@@ -183,11 +206,17 @@ class EngineSocket:
             if self.on_message is not None:
                 self.on_message(data, False)
         elif ptype == eio_packet.PONG:
-            self._on_pong()
+            if self.protocol == 3:
+                self._on_error("invalid heartbeat direction")
+            else:
+                self._on_pong()
         elif ptype == eio_packet.CLOSE:
             self._on_close("transport close")
         elif ptype == eio_packet.PING:
-            self._on_error("invalid heartbeat direction")
+            if self.protocol == 3:
+                self._on_client_ping()
+            else:
+                self._on_error("invalid heartbeat direction")
         # NOOP and UPGRADE outside an upgrade carry nothing.
 
     def _on_error(self, message: str) -> None:

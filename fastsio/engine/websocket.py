@@ -12,13 +12,23 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from picows import (
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+)
 from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-defined]
 
 from fastsio._core.eio_packet import ws_frame
+from fastsio._core.errors import EnginePacketError
+from fastsio.engine import eio3
 
 if TYPE_CHECKING:
-    from fastsio.engine.http import HttpConnection, Request
+    from fastsio.engine.http import Headers, HttpConnection, Request
     from fastsio.engine.socket import EngineSocket
 
 # picows logs every accepted connection at INFO on its own logger; keep that under ours.
@@ -34,19 +44,30 @@ def hand_over(
     listener: WebSocketTransport,
     max_frame_size: int,
     handshake_timeout: float,
+    headers: Headers | None = None,
 ) -> None:
     """Give ``conn``'s transport to a picows ``WSProtocol`` that completes the upgrade of ``req``.
 
     The request is rebuilt from its parsed parts with ``Connection: Upgrade``, because picows
     compares that header to ``upgrade`` exactly and browsers send ``keep-alive, Upgrade``.
+    ``headers`` go into the ``101`` response (the cookie, the hooks' headers).
     """
     transport, tail = conn.detach()
     listener.max_message_size = max_frame_size
+    extra = [(str(k), str(v)) for k, v in headers] if headers else None
+
+    def factory(_request: Any) -> Any:
+        if extra is None:
+            return listener
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_101_response(extra), listener
+        )
+
     ws: Any = WSProtocol(
         None,  # host:port (client side only)
         None,  # path (client side only)
         False,  # is_client_side
-        lambda _request: listener,
+        factory,
         _picows_log,
         True,  # disconnect_on_exception
         handshake_timeout,
@@ -196,6 +217,11 @@ class WebSocketTransport(WSListener):
             self.ws.send_close(code)
             self.ws.disconnect()
 
+    @property
+    def idle(self) -> bool:
+        """Open, with no frame waiting for this iteration's flush."""
+        return self.writable and self._out is None
+
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
         if not self.writable:
             return
@@ -248,3 +274,42 @@ class WebSocketTransport(WSListener):
             return queued
         return queued + int(ws.underlying_transport.get_write_buffer_size())
 
+
+
+class WebSocketTransport3(WebSocketTransport):
+    """Engine.IO revision 3 over WebSocket (Socket.IO v2 clients): a binary message carries
+    its packet type (``0x04``) as its first byte, both ways; a text ``b4<base64>`` frame is a
+    binary message too, and is what is sent to a client that asked for ``b64``. Text packets
+    are the same as in revision 4, so broadcast frames are shared."""
+
+    def __init__(
+        self,
+        on_open: Callable[[WebSocketTransport], None],
+        flusher: Flusher | None = None,
+        b64: bool = False,
+    ) -> None:
+        super().__init__(on_open, flusher)
+        self.b64 = b64
+
+    def _v3(self, data: bytes, binary: bool) -> tuple[bytes, bool]:
+        if not binary:
+            return data, False
+        if self.b64:
+            return eio3.encode_base64_packet(data), False
+        return eio3.encode_binary_packet(data), True
+
+    def send(self, packets: list[tuple[bytes, bool]]) -> None:
+        super().send([self._v3(data, binary) for data, binary in packets])
+
+    def send_one(self, data: bytes, binary: bool) -> None:
+        super().send_one(*self._v3(data, binary))
+
+    def _deliver(self, data: bytes, binary: bool) -> None:
+        try:
+            if binary:
+                data, binary = eio3.decode_binary_packet(data)
+            elif data[:1] == b"b":
+                data, binary = eio3.decode_text_packet(data.decode())
+        except (EnginePacketError, UnicodeDecodeError):
+            data, binary = b"", False  # an empty text packet: the session's parse error
+        super()._deliver(data, binary)
