@@ -1,4 +1,4 @@
-"""Builds the Cython core. FASTSIO_BUILD=debug selects the debug/trace build (see pyproject.toml)."""
+"""Builds the Cython core. FASTSIO_BUILD=debug selects the debug/trace build."""
 
 import os
 

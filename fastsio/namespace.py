@@ -365,8 +365,10 @@ class ParentNamespace(_Emitting):
         return nsp
 
     def _drop_child(self, nsp: Namespace) -> None:
-        self.children.pop(nsp.name, None)
-        self.server._nsps.pop(nsp.name, None)
+        if self.children.get(nsp.name) is nsp:
+            del self.children[nsp.name]
+        if self.server._nsps.get(nsp.name) is nsp:
+            del self.server._nsps[nsp.name]
         nsp.adapter.close()
 
 

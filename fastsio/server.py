@@ -210,7 +210,13 @@ class Server(_Emitting):
                 name = "/" + name
             nsp = self._nsps.get(name)
             if nsp is None:
-                nsp = Namespace(self, name)
+                # A name a regex parent matches becomes its child, as if a client had asked.
+                parent = next(
+                    (p for p in self._parents
+                     if isinstance(p.matcher, re.Pattern) and p.matcher.search(name)),
+                    None,
+                )
+                nsp = parent._create_child(name) if parent is not None else Namespace(self, name)
                 self._nsps[name] = nsp
                 self._emit_server("new_namespace", nsp)
             return nsp

@@ -137,6 +137,7 @@ class Socket:
         """Leave every room, and make any later join() a no-op (the official _cleanup)."""
         self._cleaned = True
         self.nsp.adapter.delete_all(self.id)
+        self.nsp._remove(self)
 
     def leave(self, rooms: Room | Iterable[Room]) -> None:
         """Leave one room or several."""
@@ -236,6 +237,11 @@ class Socket:
     def broadcast(self) -> BroadcastOperator:
         """Every socket of the namespace but this one."""
         return self._broadcast()
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """Every socket of the namespace but this one, on this node only."""
+        return self._broadcast().local
 
     def to(self, rooms: Room | Iterable[Room]) -> BroadcastOperator:
         """Sockets in ``rooms``, but not this one."""
@@ -353,7 +359,6 @@ class Socket:
         self._cleanup()
         self.connected = False
         self.client._remove(self)
-        self.nsp._remove(self)
         for cb in self._acks.values():
             fail = getattr(cb, "fail", None)
             if fail is not None:

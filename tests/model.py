@@ -228,6 +228,16 @@ def format_float(number: float) -> str:
     return f"{sign}{mantissa}e{'+' if exponent > 0 else '-'}{abs(exponent)}"
 
 
+def _key(key: Any) -> str:
+    """A dict key as JSON.stringify would write it: numbers, booleans and None become strings."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        text = _write(key, 0)
+        return "null" if text == "null" else text
+    raise TypeError("object keys must be strings, numbers, booleans or None")
+
+
 def _write(value: Any, depth: int) -> str:
     if value is None:
         return "null"
@@ -248,9 +258,7 @@ def _write(value: Any, depth: int) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_write(item, depth + 1) for item in value) + "]"
     if isinstance(value, dict):
-        if not all(isinstance(key, str) for key in value):
-            raise TypeError("object keys must be strings")
-        items = (_quote(key) + ":" + _write(item, depth + 1) for key, item in value.items())
+        items = (_quote(_key(key)) + ":" + _write(item, depth + 1) for key, item in value.items())
         return "{" + ",".join(items) + "}"
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 

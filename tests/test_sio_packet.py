@@ -522,12 +522,19 @@ def test_encode_rejects_type(impl, ptype):
 
 
 @pytest.mark.parametrize(
-    "data", [["x", object()], ["x", {1: 2}], ["x", {1, 2}], ["x", 2**64], ["x", -(2**63) - 1],
+    "data", [["x", object()], ["x", {(1, 2): 2}], ["x", {1, 2}], ["x", 2**64], ["x", -(2**63) - 1],
              ["x", "\ud800"], ["x", b"ok", object()]],
 )
 def test_encode_rejects_non_json(impl, data):
     with pytest.raises(TypeError):
         impl.encode(EVENT, "/", data)
+
+
+def test_encode_writes_non_string_keys_as_json_stringify_does(impl):
+    data = ["x", {3: "4", 1.5: 1, True: 0, None: 2, "s": 3}]
+    assert impl.encode(EVENT, "/", data) == [
+        b'42["x",{"3":"4","1.5":1,"true":0,"null":2,"s":3}]'
+    ]
 
 
 @pytest.mark.parametrize("ptype", [CONNECT, DISCONNECT, CONNECT_ERROR])

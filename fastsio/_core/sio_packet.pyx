@@ -39,7 +39,13 @@ RESERVED_EVENTS = frozenset(
 cdef Py_ssize_t MAX_ACK_ID_DIGITS = 15
 
 cdef object _loads = orjson.loads
-cdef object _dumps = orjson.dumps
+cdef object _orjson_dumps = orjson.dumps
+# Non-string keys are turned into strings, as JSON.stringify does ({3: "4"} -> {"3":"4"}).
+cdef int _DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+cdef inline object _dumps(object data):
+    return _orjson_dumps(data, option=_DUMPS_OPTIONS)
 cdef object _JSONDecodeError = orjson.JSONDecodeError
 cdef object _PLACEHOLDER_KEY = "_placeholder"
 cdef tuple _BINARY_TYPES = (bytes, bytearray, memoryview)

@@ -1,4 +1,5 @@
-"""Engine.IO v4: sessions, heartbeat, long-polling and WebSocket transports, upgrade."""
+"""Engine.IO (revision 4, and 3 with ``allow_eio3``): sessions, heartbeat, long-polling and
+WebSocket transports, upgrade."""
 
 from fastsio.engine.http import Request
 from fastsio.engine.server import EngineServer

@@ -121,7 +121,12 @@ def decode_payload(body: bytes, binary: bool = False) -> list[tuple[bytes, bool]
         if colon < 0:
             raise EnginePacketError("payload without a length separator")
         digits = text[i:colon]
-        if not digits or not digits.isdigit() or not digits.isascii():
+        if (
+            not digits
+            or len(digits) > _MAX_LENGTH_DIGITS
+            or not digits.isdigit()
+            or not digits.isascii()
+        ):
             raise EnginePacketError("invalid packet length in payload")
         want = int(digits)
         start = colon + 1

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, unquote
 
 import httptools
@@ -40,6 +40,17 @@ Headers = list[tuple[str, str]]
 
 class _BodyTooLarge(Exception):
     """Raised from a parser callback to stop reading a body over ``max_http_buffer_size``."""
+
+
+class _DetachedParser:
+    """Stands in for the parser of a connection that a WebSocket took over."""
+
+    def feed_data(self, data: bytes) -> None:  # pragma: no cover - nothing reads after detach
+        raise RuntimeError("connection was handed over to a WebSocket")
+
+
+_DETACHED_PARSER: Any = _DetachedParser()
+_NO_QUEUE: deque[Request] = deque(maxlen=0)  # shared by every detached connection
 
 
 class Request:
@@ -345,6 +356,12 @@ class HttpConnection(asyncio.Protocol):
         transport, self.transport = self.transport, None
         tail = bytes(self._upgrade_tail or b"")
         self._upgrade_tail = None
+        # uvloop's transport keeps the bound data_received of the protocol it started with, so
+        # this object outlives the upgrade: drop what it holds (parser, buffers) right away.
+        self._parser = _DETACHED_PARSER
+        self._queue = _NO_QUEUE
+        self._headers = []
+        self._body = []
         return transport, tail
 
     def close(self) -> None:

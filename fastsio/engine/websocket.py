@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
     from fastsio.engine.socket import EngineSocket
 
-# picows logs every accepted connection at INFO on its own logger; keep that under ours.
-_picows_log = logging.getLogger("fastsio.engine.ws")
+# picows logs every accepted connection at INFO on its own logger; keep that under ours. An
+# adapter rather than the Logger itself: given a Logger, picows makes a child Logger object for
+# every connection (about half a KiB each).
+_picows_log = logging.LoggerAdapter(logging.getLogger("fastsio.engine.ws"), {})
 
 # Engine.IO reads are small; picows grows the buffer on demand (see DESIGN.md, memory facts).
 READ_BUFFER_SIZE = 2048
