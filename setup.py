@@ -1,9 +1,11 @@
 """Builds the Cython core. FASTSIO_BUILD=debug selects the debug/trace build."""
 
 import os
+from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTSIO_BUILD", "release") == "debug"
 
@@ -33,7 +35,27 @@ extensions = [
     for name in MODULES
 ]
 
+VARIANT = "debug" if DEBUG else "release"
+MARKER = Path("build") / ".fastsio-variant"
+
+
+class BuildExt(build_ext):
+    """Rebuilds everything when the variant changes: both variants write the same module
+    files, and timestamps alone would keep the other variant's modules in place."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not MARKER.exists() or MARKER.read_text() != VARIANT:
+            self.force = True
+
+    def run(self) -> None:
+        super().run()
+        MARKER.parent.mkdir(exist_ok=True)
+        MARKER.write_text(VARIANT)
+
+
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Set as AbstractSet
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from fastsio.server import Server
 
 log = logging.getLogger("fastsio.client")
+
+_NOTHING: frozenset[str] = frozenset()
 
 
 class Client:
@@ -45,7 +48,9 @@ class Client:
         )
         self._attachment_timer: asyncio.TimerHandle | None = None
         self.nsps: dict[str, Socket] = {}
-        self._connecting: set[str] = set()
+        # Namespaces whose CONNECT is being handled (middlewares may be async). Almost always
+        # empty: a shared empty frozenset until the first CONNECT (memory per connection).
+        self._connecting: AbstractSet[str] = _NOTHING
         conn.on_message = self._on_message
         conn.on_close = self._on_close
         conn.data = self
@@ -54,20 +59,28 @@ class Client:
         )
         if conn.protocol == 3:
             # Socket.IO v2 clients never ask for "/": the server joins it for them at once.
-            self._connecting.add("/")
+            self.connecting_started("/")
             server._connect(self, "/", {})
+
+    def connecting_started(self, nsp: str) -> None:
+        self._connecting = self._connecting | {nsp}
+
+    def connecting_done(self, nsp: str) -> None:
+        if nsp in self._connecting:
+            self._connecting = self._connecting - {nsp} or _NOTHING
 
     def handshake(self, auth: dict[str, Any]) -> Handshake:
         req = self.conn.request
+        # The request's own dicts, not copies: one set per connection whatever the namespaces.
         return Handshake(
-            headers=dict(req.headers),
+            headers=req.headers,
             time=formatdate(usegmt=True),
             address=req.remote_address,
             xdomain="origin" in req.headers,
             secure=req.secure,
             issued=int(time.time() * 1000),
             url=req.url,
-            query=dict(req.query),
+            query=req.query,
             auth=auth,
         )
 
@@ -106,7 +119,7 @@ class Client:
         if sock is not None:
             sock._on_packet(packet)
         elif packet.type == sio_packet.CONNECT and packet.nsp not in self._connecting:
-            self._connecting.add(packet.nsp)
+            self.connecting_started(packet.nsp)
             self.server._connect(self, packet.nsp, packet.data or {})
         else:
             # EVENT before CONNECT, a second CONNECT while the first runs, etc.
@@ -119,7 +132,7 @@ class Client:
         if name in self.nsps or name in self._connecting:
             self.protocol_violation()
             return
-        self._connecting.add(name)
+        self.connecting_started(name)
         self.server._connect(self, name, auth)
 
     def _on_connect_timeout(self) -> None:
@@ -138,7 +151,7 @@ class Client:
             self.conn.send_packets(packets)
 
     def connect_error(self, nsp: str, message: str, data: Any) -> None:
-        self._connecting.discard(nsp)
+        self.connecting_done(nsp)
         if self.conn.protocol == 3:
             # Socket.IO v2 clients get one value: ``err.data || err.message``.
             self.write(sio_packet.encode(

@@ -227,7 +227,7 @@ class Namespace(_Emitting):
         self._do_connect(client, sock)
 
     def _do_connect(self, client: Client, sock: Socket) -> None:
-        client._connecting.discard(self.name)
+        client.connecting_done(self.name)
         if client.conn.closed:
             sock._cleanup()
             return

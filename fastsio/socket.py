@@ -37,7 +37,7 @@ Handler = Callable[..., Any]
 _H = TypeVar("_H", bound=Callable[..., Any])
 
 
-@dataclass
+@dataclass(slots=True)
 class Handshake:
     """What the client sent when it connected (the official ``socket.handshake``)."""
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from fastsio.engine.heartbeat import Heartbeat
 from fastsio.engine.http import Headers, HttpConnection, Request
 from fastsio.engine.options import (
     DEFAULT_CORS_METHODS,
@@ -149,6 +150,7 @@ class EngineServer:
         self.on_connection = on_connection
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
+        self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))
         self._flusher = Flusher()
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
@@ -175,6 +177,7 @@ class EngineServer:
             handle.cancel()
             transport.abort()
         self._lingering.clear()
+        self._heartbeat.close()
         for conn in list(self._http_connections):
             conn.close()
         tasks = list(self._tasks)

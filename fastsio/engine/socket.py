@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastsio.engine")
 
 _PING = b"2"
+_PING_DUE = 1
+_PONG_DUE = 2
 _PONG = b"3"
 _PONG_PROBE = b"3probe"
 
@@ -36,9 +38,9 @@ class EngineSocket:
 
     __slots__ = (
         "_check_handle",
-        "_ping_handle",
+        "_hb_due",
+        "_hb_kind",
         "_probe",
-        "_timeout_handle",
         "_upgrade_handle",
         "closed",
         "data",
@@ -74,8 +76,10 @@ class EngineSocket:
         self.data: Any = None  # free slot for the layer above (the Socket.IO client)
         self.on_message: Callable[[bytes, bool], None] | None = None
         self.on_close: Callable[[str, str | None], None] | None = None
-        self._ping_handle: asyncio.TimerHandle | None = None
-        self._timeout_handle: asyncio.TimerHandle | None = None
+        # Heartbeat: the deadline (loop time) kept by the server's Heartbeat, and what happens
+        # then: _PING_DUE (send a ping) or _PONG_DUE (no pong / no client ping: close).
+        self._hb_due: float | None = None
+        self._hb_kind = 0
         self._upgrade_handle: asyncio.TimerHandle | None = None
         self._check_handle: asyncio.TimerHandle | None = None
         self._probe: WebSocketTransport | None = None
@@ -145,41 +149,28 @@ class EngineSocket:
 
     # -- heartbeat ---------------------------------------------------------------------------
     def _schedule_ping(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._ping_handle = loop.call_later(self.server.ping_interval, self._send_ping)
+        self._hb_kind = _PING_DUE
+        self.server._heartbeat.schedule(self, self.server.ping_interval)
 
-    def _send_ping(self) -> None:
-        self._ping_handle = None
+    def _on_heartbeat(self) -> None:
         if self.closed:
             return
-        self.send_packet(_PING, False)
-        if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
-        self._timeout_handle = asyncio.get_running_loop().call_later(
-            self.server.ping_timeout, self._on_ping_timeout
-        )
-
-    def _on_ping_timeout(self) -> None:
-        self._timeout_handle = None
-        self._on_close("ping timeout")
+        if self._hb_kind == _PING_DUE:
+            self.send_packet(_PING, False)
+            self._hb_kind = _PONG_DUE
+            self.server._heartbeat.schedule(self, self.server.ping_timeout)
+        else:
+            self._on_close("ping timeout")
 
     def _on_pong(self) -> None:
-        if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
-            self._timeout_handle = None
-        if self._ping_handle is not None:
-            self._ping_handle.cancel()
         self._schedule_ping()
 
     def _expect_client_ping(self) -> None:
         """Revision 3: the session ends unless the client pings within pingInterval +
         pingTimeout (the official server's timeout for that revision)."""
-        if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
         srv = self.server
-        self._timeout_handle = asyncio.get_running_loop().call_later(
-            srv.ping_interval + srv.ping_timeout, self._on_ping_timeout
-        )
+        self._hb_kind = _PONG_DUE
+        srv._heartbeat.schedule(self, srv.ping_interval + srv.ping_timeout)
 
     def _on_client_ping(self) -> None:
         self._expect_client_ping()
@@ -287,10 +278,7 @@ class EngineSocket:
             return
         self.closed = True
         self.ready_state = "closed"
-        for h in (self._ping_handle, self._timeout_handle):
-            if h is not None:
-                h.cancel()
-        self._ping_handle = self._timeout_handle = None
+        self._hb_due = None  # the heartbeat skips it from now on
         probe = self._probe
         self._end_upgrade()
         if probe is not None:

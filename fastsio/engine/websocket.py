@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from multidict import CIMultiDict
 from picows import (
     WSCloseCode,
     WSFrame,
@@ -38,6 +39,10 @@ _picows_log = logging.LoggerAdapter(logging.getLogger("fastsio.engine.ws"), {})
 
 # Engine.IO reads are small; picows grows the buffer on demand (see DESIGN.md, memory facts).
 READ_BUFFER_SIZE = 2048
+_NO_HEADERS: Any = CIMultiDict()
+_UPGRADE_HEADERS = frozenset(
+    ("host", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol")
+)
 
 
 def hand_over(
@@ -82,11 +87,14 @@ def hand_over(
         None,  # extra_headers
         READ_BUFFER_SIZE,
     )
-    lines = [f"GET {req.url} HTTP/1.1\r\n"]
+    # picows keeps the request it parses for the life of the connection: give it only what the
+    # upgrade needs (the full headers stay in ``req``).
+    lines = [f"GET {req.path} HTTP/1.1\r\n"]
     for name, value in req.raw_headers:
-        if name == "connection":
-            value = "Upgrade"
-        lines.append(f"{name}: {value}\r\n")
+        if name in _UPGRADE_HEADERS:
+            lines.append(f"{name}: {value}\r\n")
+    lines.append("connection: Upgrade\r\n")
+    req.raw_headers = []  # only needed for this rebuild; ``req.headers`` keeps them all
     lines.append("\r\n")
     data = "".join(lines).encode("latin-1") + tail
     transport.set_protocol(ws)
@@ -131,6 +139,22 @@ class WebSocketTransport(WSListener):
 
     name = "websocket"
 
+    # One of these lives as long as its connection: no per-instance __dict__.
+    __slots__ = (
+        "_flusher",
+        "_fragment_type",
+        "_fragments",
+        "_fragments_size",
+        "_on_open",
+        "_out",
+        "_write",
+        "closed",
+        "max_message_size",
+        "socket",
+        "writable",
+        "ws",
+    )
+
     def __init__(
         self, on_open: Callable[[WebSocketTransport], None], flusher: Flusher | None = None
     ) -> None:
@@ -151,6 +175,11 @@ class WebSocketTransport(WSListener):
 
     # -- picows callbacks ----------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
+        # picows keeps the parsed upgrade request and its 101 response for the life of the
+        # connection; their header maps are not read again (memory: about 1 KiB each).
+        for message in (transport.request, transport.response):
+            if message is not None:
+                message.headers = _NO_HEADERS
         self.ws = transport
         self._write = transport.underlying_transport.write
         self.writable = True
@@ -292,6 +321,8 @@ class WebSocketTransport3(WebSocketTransport):
     ) -> None:
         super().__init__(on_open, flusher)
         self.b64 = b64
+
+    __slots__ = ("b64",)
 
     def _v3(self, data: bytes, binary: bool) -> tuple[bytes, bool]:
         if not binary:
