@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from fastsio._core import eio_packet
@@ -12,6 +13,8 @@ from fastsio.engine import eio3
 if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
     from fastsio.engine.socket import EngineSocket
+
+log = logging.getLogger("fastsio.engine")
 
 _CLOSE = (b"1", False)
 _NOOP = (b"6", False)
@@ -26,7 +29,15 @@ class PollingTransport:
 
     name = "polling"
 
-    __slots__ = ("_buffer", "_flush_scheduled", "_get", "_should_close", "closed", "socket")
+    __slots__ = (
+        "_buffer",
+        "_flush_scheduled",
+        "_get",
+        "_queued",
+        "_should_close",
+        "closed",
+        "socket",
+    )
 
     def __init__(self) -> None:
         self.socket: EngineSocket | None = None
@@ -35,6 +46,7 @@ class PollingTransport:
         self._buffer: list[tuple[bytes, bool]] = []
         self._should_close = False
         self._flush_scheduled = False
+        self._queued = 0  # bytes in _buffer
 
     @property
     def writable(self) -> bool:
@@ -98,11 +110,25 @@ class PollingTransport:
     # -- sending ---------------------------------------------------------------------------
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
         self._buffer.extend(packets)
-        self._schedule_flush()
+        self._grew(sum(len(data) for data, _ in packets))
 
     def send_one(self, data: bytes, binary: bool) -> None:
         self._buffer.append((data, binary))
-        self._schedule_flush()
+        self._grew(len(data))
+
+    def _grew(self, size: int) -> None:
+        self._queued += size
+        if self._get is not None:
+            self._schedule_flush()
+            return
+        sock = self.socket
+        if sock is not None and self._queued > sock.server.max_queued_bytes and not self.closed:
+            # A client that stopped polling must not grow memory without bound.
+            log.warning("polling client not reading: %d bytes queued, disconnecting",
+                        self._queued)
+            self._buffer = []
+            self._queued = 0
+            sock._on_error("write buffer limit exceeded")
 
     def _schedule_flush(self) -> None:
         # Everything queued in one loop iteration goes out in one response.
@@ -121,6 +147,7 @@ class PollingTransport:
         conn, req = get
         packets = self._buffer
         self._buffer = []
+        self._queued = 0
         if self._should_close and not packets:
             # The close packet travels alone, after what was buffered: clients act on it at
             # once but hand the packets before it out a tick later (socket.io-client would
@@ -168,6 +195,7 @@ class PollingTransport:
             self._flush()
 
     def take_buffer(self) -> list[tuple[bytes, bool]]:
+        self._queued = 0
         packets = self._buffer
         self._buffer = []
         return packets

@@ -87,6 +87,8 @@ class EngineServer:
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
         max_http_buffer_size: int = 1_000_000,
+        write_buffer_high_water: int = 64 * 1024,
+        max_queued_bytes: int = 16 * 1024 * 1024,
         cors_allowed_origins: CorsOrigins = None,
         cors_credentials: bool = False,
         cors_methods: str | Iterable[str] = DEFAULT_CORS_METHODS,
@@ -126,6 +128,13 @@ class EngineServer:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_http_buffer_size = max_http_buffer_size
+        # Backpressure: a connection whose unsent bytes pass write_buffer_high_water is busy
+        # (volatile packets are dropped for it); past max_queued_bytes it is disconnected
+        # ("transport error"), so a client that stops reading cannot grow memory unbounded.
+        if not 0 < write_buffer_high_water <= max_queued_bytes:
+            raise ValueError("need 0 < write_buffer_high_water <= max_queued_bytes")
+        self.write_buffer_high_water = write_buffer_high_water
+        self.max_queued_bytes = max_queued_bytes
         self.cors_allowed_origins = cors_allowed_origins
         self.cors_credentials = cors_credentials
         self.cors = Cors(
@@ -151,7 +160,7 @@ class EngineServer:
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
         self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))
-        self._flusher = Flusher()
+        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes)
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._lingering: dict[str, tuple[PollingTransport, asyncio.TimerHandle]] = {}

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # picows logs every accepted connection at INFO on its own logger; keep that under ours. An
 # adapter rather than the Logger itself: given a Logger, picows makes a child Logger object for
 # every connection (about half a KiB each).
+log = logging.getLogger("fastsio.engine")
 _picows_log = logging.LoggerAdapter(logging.getLogger("fastsio.engine.ws"), {})
 
 # Engine.IO reads are small; picows grows the buffer on demand (see DESIGN.md, memory facts).
@@ -115,11 +116,17 @@ class Flusher:
     callback, so latency does not grow.
     """
 
-    __slots__ = ("_dirty", "_scheduled")
+    __slots__ = ("_dirty", "_scheduled", "high_water", "max_queued_bytes")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, high_water: int = 64 * 1024, max_queued_bytes: int = 16 * 1024 * 1024
+    ) -> None:
         self._dirty: list[WebSocketTransport] = []
         self._scheduled = False
+        # Flow control of this server's WebSockets: over high_water a connection counts as
+        # busy (volatile packets are dropped for it); over max_queued_bytes it is closed.
+        self.high_water = high_water
+        self.max_queued_bytes = max_queued_bytes
 
     def add(self, transport: WebSocketTransport) -> None:
         self._dirty.append(transport)
@@ -147,6 +154,7 @@ class WebSocketTransport(WSListener):
         "_fragments_size",
         "_on_open",
         "_out",
+        "_paused",
         "_write",
         "closed",
         "max_message_size",
@@ -162,6 +170,7 @@ class WebSocketTransport(WSListener):
         self.ws: WSTransport | None = None
         self._flusher = flusher if flusher is not None else Flusher()
         self._out: list[bytes] | None = None  # frames waiting for this iteration's flush
+        self._paused = False  # the socket's write buffer is over its high-water mark
         self._write: Callable[[bytes], None] | None = None
         self.socket: EngineSocket | None = None
         self.closed = False
@@ -182,6 +191,7 @@ class WebSocketTransport(WSListener):
                 message.headers = _NO_HEADERS
         self.ws = transport
         self._write = transport.underlying_transport.write
+        transport.underlying_transport.set_write_buffer_limits(high=self._flusher.high_water)
         self.writable = True
         cb, self._on_open = self._on_open, None
         if cb is not None:
@@ -250,8 +260,16 @@ class WebSocketTransport(WSListener):
 
     @property
     def idle(self) -> bool:
-        """Open, with no frame waiting for this iteration's flush."""
-        return self.writable and self._out is None
+        """Open, with no frame waiting for this iteration's flush and the socket's buffer
+        under its high-water mark (a volatile packet is dropped otherwise)."""
+        return self.writable and self._out is None and not self._paused
+
+    # picows forwards the transport's flow control here (its default logs a warning).
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
 
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
         if not self.writable:
@@ -277,8 +295,18 @@ class WebSocketTransport(WSListener):
     def flush(self) -> None:
         out = self._out
         self._out = None
-        if out and self._write is not None and self.ws is not None and not self.ws.is_disconnected:
+        ws = self.ws
+        if out and self._write is not None and ws is not None and not ws.is_disconnected:
             self._write(out[0] if len(out) == 1 else b"".join(out))
+            if self._paused and self.socket is not None:
+                queued = ws.underlying_transport.get_write_buffer_size()
+                if queued > self._flusher.max_queued_bytes:
+                    # A client that stopped reading must not grow memory without bound.
+                    log.warning("websocket client not reading: %d bytes queued, disconnecting",
+                                queued)
+                    self.writable = False
+                    self.abort()
+                    self.socket._on_error("write buffer limit exceeded")
 
     def close(self) -> None:
         """Close the connection (after what was already written)."""
