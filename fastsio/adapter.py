@@ -74,19 +74,24 @@ class Adapter:
 
     # -- rooms -------------------------------------------------------------------------------
     def add_all(self, sid: str, rooms: Iterable[Room]) -> None:
+        """Put socket ``sid`` in ``rooms``."""
         self.index.add_all(sid, rooms)
 
     def delete(self, sid: str, room: Room) -> None:
+        """Take socket ``sid`` out of ``room``."""
         self.index.delete(sid, room)
 
     def delete_all(self, sid: str) -> None:
+        """Take socket ``sid`` out of every room (it disconnected)."""
         self.index.delete_all(sid)
 
     def socket_rooms(self, sid: str) -> set[Room]:
+        """The rooms of socket ``sid`` on this node (a copy)."""
         return self.index.rooms_of(sid)
 
     @property
     def rooms(self) -> dict[Room, set[str]]:
+        """Room -> socket ids on this node (a copy, for inspection)."""
         return self.index.rooms
 
     def _targets(self, opts: BroadcastOptions) -> list[Socket]:
@@ -143,23 +148,28 @@ class Adapter:
 
     # -- utilities (awaitable: a cluster adapter asks the other nodes) ---------------------------
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket]:
+        """The sockets matching ``opts`` (on every node, for a cluster adapter)."""
         return self._targets(opts)
 
     async def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        """Make the sockets matching ``opts`` join ``rooms``."""
         rooms = list(rooms)
         for sock in self._targets(opts):
             sock.join(rooms)
 
     async def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        """Make the sockets matching ``opts`` leave ``rooms``."""
         rooms = list(rooms)
         for sock in self._targets(opts):
             sock.leave(rooms)
 
     async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        """Disconnect the sockets matching ``opts`` (``close``: their connections too)."""
         for sock in self._targets(opts):
             sock.disconnect(close)
 
     async def server_count(self) -> int:
+        """How many nodes serve this namespace (1 in memory)."""
         return 1
 
     async def server_side_emit(self, data: list[Any], expect_acks: bool = False) -> list[Any]:
@@ -222,6 +232,7 @@ class Adapter:
 
     @property
     def session_count(self) -> int:
+        """Disconnected sessions kept for connection state recovery."""
         return len(self._sessions)
 
     def close(self) -> None:

@@ -54,6 +54,8 @@ class BroadcastOperator:
         return self._with(except_rooms=self._opts.except_rooms | _as_rooms(rooms))
 
     def compress(self, compress: bool) -> BroadcastOperator:
+        """Per-message compression flag (accepted for compatibility: WebSocket frames are not
+        compressed)."""
         return self._with(compress=compress)
 
     @property
@@ -150,15 +152,18 @@ class RemoteSocket:
 
     @classmethod
     def of(cls, sock: Socket) -> RemoteSocket:
+        """The handle of a socket of this node."""
         return cls(sock.nsp.adapter, sock.id, sock.handshake, sock.rooms, sock.data)
 
     def _op(self) -> BroadcastOperator:
         return BroadcastOperator(self._adapter, BroadcastOptions(rooms=frozenset((self.id,))))
 
     def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to this socket, wherever it is connected."""
         self._op().emit(event, *args)
 
     def timeout(self, seconds: float) -> BroadcastOperator:
+        """An operator targeting this socket with an ack deadline (for ``emit_with_ack``)."""
         return self._op().timeout(seconds)
 
     def join(self, rooms: Room | Iterable[Room]) -> asyncio.Future[None] | None:
@@ -170,6 +175,7 @@ class RemoteSocket:
         return asyncio.ensure_future(self._op().sockets_join(rooms))
 
     def leave(self, rooms: Room | Iterable[Room]) -> asyncio.Future[None] | None:
+        """Leave ``rooms``: at once for a local socket, through the adapter otherwise."""
         sock = self._adapter.nsp.sockets.get(self.id)
         if sock is not None:
             sock.leave(rooms)
@@ -177,6 +183,7 @@ class RemoteSocket:
         return asyncio.ensure_future(self._op().sockets_leave(rooms))
 
     def disconnect(self, close: bool = False) -> asyncio.Future[None] | None:
+        """Disconnect it (``close``: its connection too), wherever it is connected."""
         sock = self._adapter.nsp.sockets.get(self.id)
         if sock is not None:
             sock.disconnect(close)

@@ -66,11 +66,13 @@ class _Emitting:
 
     # -- broadcasting ------------------------------------------------------------------------
     def to(self, rooms: Room | Iterable[Room]) -> BroadcastOperator:
+        """Target the sockets in ``rooms`` (chain with ``except_``, ``volatile``, ...)."""
         return self._operator().to(rooms)
 
     in_ = to
 
     def except_(self, rooms: Room | Iterable[Room]) -> BroadcastOperator:
+        """Every socket of the namespace but those in ``rooms``."""
         return self._operator().except_(rooms)
 
     def emit(self, event: str, *args: Any) -> None:
@@ -78,37 +80,48 @@ class _Emitting:
         self._operator().emit(event, *args)
 
     def send(self, *args: Any) -> None:
+        """Emit a ``message`` event to every socket of the namespace."""
         self._operator().send(*args)
 
     write = send
 
     async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Emit to every socket and collect one answer each (see
+        :meth:`BroadcastOperator.emit_with_ack`)."""
         return await self._operator().emit_with_ack(event, *args)
 
     @property
     def volatile(self) -> BroadcastOperator:
+        """Broadcast that skips the clients not ready to receive it right now."""
         return self._operator().volatile
 
     @property
     def local(self) -> BroadcastOperator:
+        """Broadcast to the sockets of this node only."""
         return self._operator().local
 
     def compress(self, compress: bool) -> BroadcastOperator:
+        """Per-message compression flag (accepted for compatibility: frames are not compressed)."""
         return self._operator().compress(compress)
 
     def timeout(self, seconds: float) -> BroadcastOperator:
+        """Broadcast with an ack deadline, for :meth:`emit_with_ack`."""
         return self._operator().timeout(seconds)
 
     async def fetch_sockets(self) -> list[RemoteSocket]:
+        """The sockets of the namespace, as :class:`RemoteSocket` handles."""
         return await self._operator().fetch_sockets()
 
     async def sockets_join(self, rooms: Room | Iterable[Room]) -> None:
+        """Make every socket of the namespace join ``rooms``."""
         await self._operator().sockets_join(rooms)
 
     async def sockets_leave(self, rooms: Room | Iterable[Room]) -> None:
+        """Make every socket of the namespace leave ``rooms``."""
         await self._operator().sockets_leave(rooms)
 
     async def disconnect_sockets(self, close: bool = False) -> None:
+        """Disconnect every socket of the namespace (``close``: their connections too)."""
         await self._operator().disconnect_sockets(close)
 
 
@@ -352,6 +365,8 @@ class ParentNamespace(_Emitting):
         return _ParentOperator(self)
 
     async def matches(self, name: str, auth: dict[str, Any]) -> bool:
+        """Whether this dynamic namespace accepts ``name`` (regex search, or the function's
+        answer)."""
         if isinstance(self.matcher, re.Pattern):
             return self.matcher.search(name) is not None
         result = self.matcher(name, auth)

@@ -250,9 +250,11 @@ class Server(_Emitting):
             self._call(fn, args)
 
     async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to the other nodes of the cluster (none with the in-memory adapter)."""
         await self.sockets.server_side_emit(event, *args)
 
     async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Like :meth:`server_side_emit`, collecting one answer per other node."""
         return await self.sockets.server_side_emit_with_ack(event, *args)
 
     def _connect(self, client: Client, name: str, auth: dict[str, Any]) -> None:
@@ -373,6 +375,7 @@ class Server(_Emitting):
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def port(self) -> int | None:
+        """The port the server listens on (after :meth:`start`), else ``None``."""
         return self.engine.port
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> int:

@@ -124,6 +124,7 @@ class Socket:
 
     @property
     def disconnected(self) -> bool:
+        """True once the socket left its namespace."""
         return not self.connected
 
     # -- rooms -------------------------------------------------------------------------------
@@ -222,9 +223,11 @@ class Socket:
 
     @property
     def volatile(self) -> SocketEmitter:
+        """Emit that may be dropped when the client is not ready to receive it right now."""
         return SocketEmitter(self, volatile=True)
 
     def compress(self, compress: bool) -> SocketEmitter:
+        """Per-message compression flag (accepted for compatibility: frames are not compressed)."""
         return SocketEmitter(self)
 
     # -- broadcasting from this socket (everyone but itself) ---------------------------------
@@ -250,6 +253,7 @@ class Socket:
     in_ = to
 
     def except_(self, rooms: Room | Iterable[Room]) -> BroadcastOperator:
+        """Every socket of the namespace but this one and those in ``rooms``."""
         return self._broadcast().except_(rooms)
 
     # -- listeners ---------------------------------------------------------------------------
@@ -287,10 +291,12 @@ class Socket:
         return handler
 
     def prepend_any(self, handler: Handler) -> Handler:
+        """Like :meth:`on_any`, called before the listeners already registered."""
         self._any = [handler, *(self._any or [])]
         return handler
 
     def off_any(self, handler: Handler | None = None) -> None:
+        """Remove one catch-all listener, or all of them."""
         if handler is None or self._any is None:
             self._any = None
         else:
@@ -298,6 +304,7 @@ class Socket:
             self._any = rest or None
 
     def listeners_any(self) -> list[Handler]:
+        """The catch-all listeners, in call order."""
         return list(self._any or [])
 
     def on_any_outgoing(self, handler: Handler) -> Handler:
@@ -306,10 +313,12 @@ class Socket:
         return handler
 
     def prepend_any_outgoing(self, handler: Handler) -> Handler:
+        """Like :meth:`on_any_outgoing`, called before the others."""
         self._out_any = [handler, *(self._out_any or [])]
         return handler
 
     def off_any_outgoing(self, handler: Handler | None = None) -> None:
+        """Remove one outgoing catch-all listener, or all of them."""
         if handler is None or self._out_any is None:
             self._out_any = None
         else:
@@ -317,6 +326,7 @@ class Socket:
             self._out_any = rest or None
 
     def listeners_any_outgoing(self) -> list[Handler]:
+        """The outgoing catch-all listeners, in call order."""
         return list(self._out_any or [])
 
     def _notify_outgoing(self, data: list[Any]) -> None:
