@@ -1,13 +1,16 @@
 """The end-to-end benchmark: fastsio against the official Node server and python-socketio.
 
-    python bench/run.py            # 3 rounds, full durations; writes the table into bench/README.md
+    python bench/run.py            # 3 rounds, full durations; tables into bench/README.md
     python bench/run.py --quick    # 1 round, short durations (a smoke test); README left alone
 
 Each measurement starts a fresh server pinned to CPU 0 (``taskset -c 0``) and runs the C load
 generator (``bench/loadgen/loadgen.c``, built here with ``gcc -O2``) pinned to CPU 1. Servers
 alternate inside every round and scenario (fastsio, node, pysio, fastsio, ...), so slow drifts in
-the machine's load fall on all of them alike. Everything listens on 127.0.0.1 only; every wait
-has a deadline. Raw results (one JSON object per run) and server logs go to ``bench/results/``.
+the machine's load fall on all of them alike. Two scenarios compare variants instead of servers,
+alternating in the same way: fan-out with connection state recovery on and off (fastsio only), and
+fan-out with and without receivers that stop reading (fastsio and Node). Everything listens on
+127.0.0.1 only; every wait has a deadline. Raw results (one JSON object per run) and server logs
+go to ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -56,41 +59,62 @@ PY = venv_python()
 
 
 # -- scenarios ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """One kind of run inside a scenario: a server, with extra arguments for it and the loadgen."""
+
+    server: str  # fastsio / node / pysio: the process that runs
+    name: str = ""  # "" in the main table; e.g. "recovery-on", "stalled"
+    app_args: tuple[str, ...] = ()
+    loadgen_args: tuple[str, ...] = ()
+
+
 @dataclass
 class Scenario:
     key: str
     title: str
     args: list[str]
     metrics: list[tuple[str, str, str]]  # (json key, label, unit kind)
+    # None: one run per server in SERVERS (the main table). Otherwise these runs, in this order
+    # on odd rounds and reversed on even ones; `group` says which table shows them.
+    variants: list[Variant] | None = None
+    group: str = "main"
+
+
+STALLED = 10  # receivers that stop reading in the slow-consumer scenario
+SERVER_RSS_CAP_MIB = "3072"  # every fan-out: the sender stops if the server's RSS passes this
+FAN = [
+    ("deliveries_per_s", "deliveries/s", "rate"),
+    ("p50_us", "latency p50", "us"),
+    ("p99_us", "latency p99", "us"),
+]
+
+
+def fanout_args(n: int, win: int, d: str, w: str, *extra: str) -> list[str]:
+    return [
+        "fanout",
+        "--receivers",
+        str(n),
+        "--window",
+        str(win),
+        "--duration",
+        d,
+        "--warmup",
+        w,
+        "--max-server-rss-mib",
+        SERVER_RSS_CAP_MIB,
+        *extra,
+    ]
 
 
 def scenarios(quick: bool) -> list[Scenario]:
     d, w = ("2", "1") if quick else ("5", "2")
     conns, hold = ("2000", "1") if quick else ("5000", "2")
-    fan = [
-        ("deliveries_per_s", "deliveries/s", "rate"),
-        ("p50_us", "latency p50", "us"),
-        ("p99_us", "latency p99", "us"),
-    ]
+    fan = FAN  # the fan-out scenarios' metrics
     out = []
     for n, win in ((1000, 16), (1000, 1), (100, 16), (100, 1)):
         out.append(
-            Scenario(
-                f"fanout-{n}-w{win}",
-                f"fan-out N={n} W={win}",
-                [
-                    "fanout",
-                    "--receivers",
-                    str(n),
-                    "--window",
-                    str(win),
-                    "--duration",
-                    d,
-                    "--warmup",
-                    w,
-                ],
-                fan,
-            )
+            Scenario(f"fanout-{n}-w{win}", f"fan-out N={n} W={win}", fanout_args(n, win, d, w), fan)
         )
     out.append(
         Scenario(
@@ -114,6 +138,46 @@ def scenarios(quick: bool) -> list[Scenario]:
                 ("hs_p99_us", "handshake p99", "us"),
                 ("rss_per_conn_kib", "RSS per idle conn", "kib"),
             ],
+        )
+    )
+    # Connection state recovery on vs off: every broadcast logged and stamped with an offset.
+    rec = [Variant("fastsio", "recovery-on", ("--recovery",)), Variant("fastsio", "recovery-off")]
+    for win in (16, 1):
+        out.append(
+            Scenario(
+                f"fanout-1000-w{win}-recovery",
+                f"fan-out N=1000 W={win}",
+                fanout_args(1000, win, d, w),
+                fan,
+                variants=rec,
+                group="recovery",
+            )
+        )
+    # Slow consumers: STALLED extra receivers never read (and a 2 KB payload, so that they
+    # reach fastsio's 16 MiB bound within the run); the same run without them, same round.
+    sd, sw = ("6", "1") if quick else ("20", "2")
+    stall = (
+        "--stalled",
+        str(STALLED),
+        "--stalled-rcvbuf",
+        "4096",
+        "--stalled-pong",
+        "5",
+    )
+    count = ("--count-disconnects",)
+    out.append(
+        Scenario(
+            "slow-1000-w16",
+            f"fan-out N=1000 W=16, pad 2000 B, {STALLED} stalled receivers",
+            fanout_args(1000, 16, sd, sw, "--pad", "2000"),
+            fan,
+            variants=[
+                Variant("fastsio", "no-stalled", count),
+                Variant("fastsio", "stalled", count, stall),
+                Variant("node", "no-stalled", count),
+                Variant("node", "stalled", count, stall),
+            ],
+            group="stall",
         )
     )
     return out
@@ -275,15 +339,17 @@ def server_env() -> dict[str, str]:
     return env
 
 
-def server_cmd(name: str, port: int) -> list[str]:
+def server_cmd(name: str, port: int, app_args: tuple[str, ...] = ()) -> list[str]:
     pin = ["taskset", "-c", SERVER_CPU]
     if name == "fastsio":
-        return [*pin, PY, str(BENCH / "apps" / "fastsio_app.py"), str(port), "127.0.0.1"]
-    if name == "node":
-        return [*pin, "node", str(BENCH / "apps" / "node_app.js"), str(port), "127.0.0.1"]
-    if name == "pysio":
-        return [*pin, PY, str(BENCH / "apps" / "pysio_app.py"), str(port), "127.0.0.1"]
-    raise ValueError(name)
+        cmd = [*pin, PY, str(BENCH / "apps" / "fastsio_app.py"), str(port), "127.0.0.1"]
+    elif name == "node":
+        cmd = [*pin, "node", str(BENCH / "apps" / "node_app.js"), str(port), "127.0.0.1"]
+    elif name == "pysio":
+        cmd = [*pin, PY, str(BENCH / "apps" / "pysio_app.py"), str(port), "127.0.0.1"]
+    else:
+        raise ValueError(name)
+    return cmd + list(app_args)
 
 
 def free_port() -> int:
@@ -370,13 +436,13 @@ def listen_overflows() -> int:
 
 
 class ServerProc:
-    def __init__(self, name: str, tag: str) -> None:
+    def __init__(self, name: str, tag: str, app_args: tuple[str, ...] = ()) -> None:
         self.name = name
         self.port = free_port()
         self.logpath = RESULTS / "logs" / f"{tag}-{name}.log"
         self.logf = open(self.logpath, "w")
         self.proc = subprocess.Popen(
-            server_cmd(name, self.port),
+            server_cmd(name, self.port, app_args),
             cwd=ROOT,
             env=server_env(),
             stdout=self.logf,
@@ -414,11 +480,28 @@ class ServerProc:
         self.logf.close()
 
 
-def run_one(server: str, sc: Scenario, rnd: int, quiet_wait: float) -> dict[str, Any]:
-    tag = f"r{rnd}-{sc.key}"
-    rec: dict[str, Any] = {"server": server, "scenario": sc.key, "round": rnd}
+def server_log_facts(path: Path) -> dict[str, Any]:
+    """What the server said about disconnects: the reasons its `disconnect` handlers got (apps
+    run with --count-disconnects) and fastsio's warnings about clients that stopped reading."""
+    out: dict[str, Any] = {}
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return out
+    out["server_not_reading_warnings"] = text.count("client not reading")
+    for line in text.splitlines():
+        if line.startswith('{"disconnect_reasons"'):
+            with contextlib.suppress(ValueError):
+                out["disconnect_reasons"] = json.loads(line)["disconnect_reasons"]
+    return out
+
+
+def run_one(v: Variant, sc: Scenario, rnd: int, quiet_wait: float) -> dict[str, Any]:
+    server = v.server
+    tag = f"r{rnd}-{sc.key}{'-' + v.name if v.name else ''}"
+    rec: dict[str, Any] = {"server": server, "variant": v.name, "scenario": sc.key, "round": rnd}
     rec["busy_before_pct"] = round(wait_quiet(quiet_wait), 1)
-    srv = ServerProc(server, tag)
+    srv = ServerProc(server, tag, v.app_args)
     try:
         srv.wait_ready()
         rec["listen_backlog"] = listen_backlog(srv.port)
@@ -428,6 +511,7 @@ def run_one(server: str, sc: Scenario, rnd: int, quiet_wait: float) -> dict[str,
             LOADGEN_CPU,
             str(LOADGEN),
             *sc.args,
+            *v.loadgen_args,
             "--port",
             str(srv.port),
             "--server-pid",
@@ -455,6 +539,8 @@ def run_one(server: str, sc: Scenario, rnd: int, quiet_wait: float) -> dict[str,
             rec["error"] = f"no result (rc {r.returncode}): {r.stderr.strip()[-300:]}"
         if r.returncode != 0 and "error" not in rec:
             rec["warning"] = f"loadgen rc {r.returncode}"
+        if rec.get("rss_limit_hit"):
+            rec["error"] = f"server RSS passed {SERVER_RSS_CAP_MIB} MiB: the sender stopped"
         rec["listen_overflows_systemwide"] = listen_overflows() - ov0
         rec["loadavg_1m"] = load0
         rec["server_rss_end_kib"] = proc_rss_kib(srv.pid)
@@ -467,14 +553,23 @@ def run_one(server: str, sc: Scenario, rnd: int, quiet_wait: float) -> dict[str,
         rec["error"] = str(exc)
     finally:
         srv.stop()
+    if v.app_args:
+        rec.update(server_log_facts(srv.logpath))
     return rec
 
 
 # -- statistics and the table -------------------------------------------------------------------
-def values(results: list[dict[str, Any]], server: str, skey: str, metric: str) -> list[float]:
+def values(
+    results: list[dict[str, Any]], server: str, skey: str, metric: str, variant: str = ""
+) -> list[float]:
     out = []
     for r in results:
-        if r["server"] == server and r["scenario"] == skey and "error" not in r:
+        if (
+            r["server"] == server
+            and r["scenario"] == skey
+            and r.get("variant", "") == variant
+            and "error" not in r
+        ):
             v = r.get(metric)
             if isinstance(v, (int, float)) and v >= 0:
                 out.append(float(v))
@@ -498,6 +593,10 @@ def fmt(v: float, kind: str) -> str:
         return f"{v:.0f} µs"
     if kind == "kib":
         return f"{v:.1f} KiB"
+    if kind == "mib":  # the value is in KiB
+        return f"{v / 1024:.0f} MiB"
+    if kind == "s":
+        return f"{v:.1f} s"
     if kind == "pct":
         return f"{v:.0f}%"
     return f"{v:g}"
@@ -543,6 +642,8 @@ def table(results: list[dict[str, Any]], scs: list[Scenario]) -> str:
     )
     rows = []
     for sc in scs:
+        if sc.group != "main":
+            continue
         for metric, label, kind in sc.metrics:
             f, n, p = (values(results, s, sc.key, metric) for s in SERVERS)
             ran = [
@@ -553,14 +654,21 @@ def table(results: list[dict[str, Any]], scs: list[Scenario]) -> str:
                 f"| {sc.title} | {label} | {cf} | {cn} | {cp} "
                 f"| {ratio_cell(f, n)} | {verdict(sc.key, metric, f, n)} |"
             )
-    return head + "\n".join(rows) + "\n"
+    return head + "\n".join(rows) + "\n" if rows else ""
 
 
-def per_cpu(results: list[dict[str, Any]], server: str, skey: str, metric: str) -> list[float]:
+def per_cpu(
+    results: list[dict[str, Any]], server: str, skey: str, metric: str, variant: str = ""
+) -> list[float]:
     """The rate divided by the server's share of its core: what one full core would do."""
     out = []
     for r in results:
-        if r["server"] == server and r["scenario"] == skey and "error" not in r:
+        if (
+            r["server"] == server
+            and r["scenario"] == skey
+            and r.get("variant", "") == variant
+            and "error" not in r
+        ):
             v, cpu = r.get(metric), r.get("server_cpu_pct")
             if isinstance(v, (int, float)) and isinstance(cpu, (int, float)) and cpu > 5:
                 out.append(float(v) / (cpu / 100.0))
@@ -597,6 +705,8 @@ def health_table(results: list[dict[str, Any]], scs: list[Scenario]) -> str:
         return " / ".join(map(str, sums)) if any(sums) else "0"
 
     for sc in scs:
+        if sc.group != "main":
+            continue
         rate = sc.metrics[0][0]
         miss = total(sc, "missing_deliveries") if sc.key.startswith("fanout") else ""
         rows.append(
@@ -605,7 +715,223 @@ def health_table(results: list[dict[str, Any]], scs: list[Scenario]) -> str:
             f"| {trio(sc, 'other_on_loadgen_core_pct')} | {trio(sc, rate, 'rate', norm=True)} "
             f"| {total(sc, 'slow_tcp_connects')} | {miss} |"
         )
+    return head + "\n".join(rows) + "\n" if rows else ""
+
+
+# connection state recovery on ÷ off: (scenario key, metric) -> minimum ratio
+RECOVERY_TARGETS = {("fanout-1000-w16-recovery", "deliveries_per_s"): 0.95}
+
+
+def recovery_table(results: list[dict[str, Any]], scs: list[Scenario]) -> str:
+    """fastsio with connection state recovery on and off, alternating in the same rounds."""
+    head = (
+        "| scenario | metric | recovery off | recovery on | on ÷ off | target |\n"
+        "|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for sc in scs:
+        if sc.group != "recovery":
+            continue
+        for metric, label, kind in sc.metrics:
+            off = values(results, "fastsio", sc.key, metric, "recovery-off")
+            on = values(results, "fastsio", sc.key, metric, "recovery-on")
+            target = ""
+            x = RECOVERY_TARGETS.get((sc.key, metric))
+            if x is not None:
+                if on and off:
+                    ok = statistics.median(on) / statistics.median(off) >= x
+                    target = f"≥ {x:g}{TIMES} off {'✅' if ok else '❌'}"
+                else:
+                    target = "? (no data)"
+            rows.append(
+                f"| {sc.title} | {label} | {cell(off, kind)} | {cell(on, kind)} "
+                f"| {ratio_cell(on, off)} | {target} |"
+            )
+        # the rate per server CPU-second: the least disturbed by other tenants of the machine
+        off = per_cpu(results, "fastsio", sc.key, "deliveries_per_s", "recovery-off")
+        on = per_cpu(results, "fastsio", sc.key, "deliveries_per_s", "recovery-on")
+        rows.append(
+            f"| {sc.title} | deliveries per server CPU-second | {cell(off, 'rate')} "
+            f"| {cell(on, 'rate')} | {ratio_cell(on, off)} |  |"
+        )
+    return head + "\n".join(rows) + "\n" if rows else ""
+
+
+def per_round(results: list[dict[str, Any]], server: str, skey: str, variant: str) -> list[Any]:
+    return sorted(
+        (
+            r
+            for r in results
+            if r["server"] == server and r["scenario"] == skey and r.get("variant") == variant
+        ),
+        key=lambda r: int(r["round"]),
+    )
+
+
+def stall_table(results: list[dict[str, Any]], scs: list[Scenario]) -> str:
+    """The slow-consumer scenario: the well-behaved receivers with and without stalled ones,
+    the server's memory, and what became of the stalled receivers."""
+    return "\n".join(stall_block(results, sc) for sc in scs if sc.group == "stall")
+
+
+def stall_block(results: list[dict[str, Any]], sc: Scenario) -> str:
+    servers = [s for s in ("fastsio", "node") if per_round(results, s, sc.key, "stalled")]
+    if not servers:
+        return ""
+    cols = []
+    for s in servers:
+        cols += [
+            f"{LABELS[s]}, no stalled",
+            f"{LABELS[s]}, {STALLED} stalled",
+            f"{LABELS[s]} with ÷ without",
+        ]
+    head = f"| {sc.title} | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
+    rows: list[str] = []
+
+    def num_row(label: str, metric: str, kind: str, ratio: bool = True) -> None:
+        cells = []
+        for s in servers:
+            a = values(results, s, sc.key, metric, "no-stalled")
+            b = values(results, s, sc.key, metric, "stalled")
+            cells += [cell(a, kind), cell(b, kind), ratio_cell(b, a) if ratio else ""]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    def text_row(label: str, fn: Any) -> None:
+        cells = []
+        for s in servers:
+            for variant in ("no-stalled", "stalled"):
+                rs = [r for r in per_round(results, s, sc.key, variant) if "error" not in r]
+                vals = [fn(r) for r in rs]
+                cells.append(" · ".join(vals) if any(v != DASH for v in vals) else DASH)
+            cells.append("")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    num_row("well-behaved receivers: deliveries/s", "deliveries_per_s", "rate")
+    num_row("latency p50", "p50_us", "us")
+    num_row("latency p99", "p99_us", "us")
+    cells = []
+    for s in servers:
+        a = per_cpu(results, s, sc.key, "deliveries_per_s", "no-stalled")
+        b = per_cpu(results, s, sc.key, "deliveries_per_s", "stalled")
+        cells += [cell(a, "rate"), cell(b, "rate"), ratio_cell(b, a)]
+    rows.append("| deliveries per server CPU-second | " + " | ".join(cells) + " |")
+    num_row("server RSS when the sender started", "rss_start_kib", "mib", ratio=False)
+    num_row("server RSS, highest while sending", "rss_max_kib", "mib", ratio=False)
+    num_row("server RSS at the end of the window", "rss_end_kib", "mib", ratio=False)
+    num_row("server RSS after the run (all clients gone)", "server_rss_end_kib", "mib", ratio=False)
+
+    def growth(r: dict[str, Any]) -> str:
+        a, b = r.get("rss_start_kib"), r.get("rss_max_kib")
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+            return "?"
+        return f"+{(b - a) / 1024:.0f}"
+
+    text_row("RSS growth while sending, MiB (each round)", growth)
+
+    def gone(r: dict[str, Any]) -> str:
+        k = r.get("stalled")
+        if not k:
+            return DASH
+        g = r.get("stalled_gone_in_window", 0)
+        first, last = r.get("stalled_first_gone_s", -1), r.get("stalled_last_gone_s", -1)
+        when = ""
+        if g and first >= 0:
+            span = (
+                f"{first:.1f}"
+                if f"{first:.1f}" == f"{last:.1f}"
+                else f"{first:.1f}{DASH}{last:.1f}"
+            )
+            when = f" at {span} s"
+        return f"{g}/{k}{when}"
+
+    text_row("stalled receivers the server closed in the window (each round)", gone)
+
+    def reasons(r: dict[str, Any]) -> str:
+        d = r.get("disconnect_reasons")
+        if not isinstance(d, dict):
+            return "?"
+        parts = [
+            f"{k} {TIMES}{n}"
+            for k, n in sorted(d.items())
+            if k not in ("transport close", "server shutting down")
+        ]
+        return "; ".join(parts) or "none"
+
+    text_row("server-side disconnect reasons other than the final close", reasons)
+
+    def after(r: dict[str, Any]) -> str:
+        k = r.get("stalled")
+        if not k:
+            return DASH
+        unresolved = r.get("stalled_unresolved")
+        return (
+            f"{r.get('stalled_disconnected', '?')} ended, "
+            f"{r.get('stalled_still_connected', '?')} caught up"
+            + (f", {unresolved} still reading" if unresolved else "")
+        )
+
+    text_row("stalled receivers reading again after the window", after)
+
+    def backlog(r: dict[str, Any]) -> str:
+        v = r.get("stalled_backlog_kib")
+        return DASH if not r.get("stalled") or v is None else f"{v / 1024:.1f}"
+
+    text_row("backlog a stalled receiver then read, MiB (mean, each round)", backlog)
     return head + "\n".join(rows) + "\n"
+
+
+VARIANT_LABELS = {
+    "recovery-on": "recovery on",
+    "recovery-off": "recovery off",
+    "no-stalled": "no stalled",
+    "stalled": f"{STALLED} stalled",
+}
+
+
+def variant_health_table(results: list[dict[str, Any]], scs: list[Scenario]) -> str:
+    head = (
+        "| scenario | cells | server CPU % | other tasks on server core % | IRQ on server core % "
+        "| loadgen CPU % | other tasks on loadgen core % | ticks with a recovery offset "
+        "| missing deliveries |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for sc in scs:
+        if sc.variants is None:
+            continue
+        vs = [
+            v
+            for v in sc.variants
+            if any(
+                r["server"] == v.server and r["scenario"] == sc.key and r.get("variant") == v.name
+                for r in results
+            )
+        ]
+        if not vs:
+            continue
+
+        def trio(metric: str, kind: str = "pct", vs: list[Variant] = vs, sc: Scenario = sc) -> str:
+            parts = []
+            for v in vs:
+                xs = values(results, v.server, sc.key, metric, v.name)
+                parts.append(fmt(statistics.median(xs), kind) if xs else DASH)
+            return " / ".join(parts)
+
+        missing = sum(
+            int(r.get("missing_deliveries", 0) or 0) for r in results if r["scenario"] == sc.key
+        )
+        names = " / ".join(
+            (f"{LABELS[v.server]} " if sc.group != "recovery" else "")
+            + VARIANT_LABELS.get(v.name, v.name)
+            for v in vs
+        )
+        rows.append(
+            f"| {sc.title} | {names} | {trio('server_cpu_pct')} "
+            f"| {trio('other_on_server_core_pct')} | {trio('irq_on_server_core_pct')} "
+            f"| {trio('loadgen_cpu_pct')} | {trio('other_on_loadgen_core_pct')} "
+            f"| {trio('ticks_with_offset_pct')} | {missing} |"
+        )
+    return head + "\n".join(rows) + "\n" if rows else ""
 
 
 DISTS = ["python-socketio", "python-engineio", "aiohttp", "uvloop", "picows", "orjson"]
@@ -674,15 +1000,46 @@ def report(
         f"- Cells: median over rounds (min{DASH}max). Ratio: fastsio's median ÷ Node's",
         "  (for latency and memory, lower is better).",
         "",
-        table(results, scs),
-        "How to trust it (medians over rounds; each cell fastsio / Node / python-socketio):",
-        "",
-        health_table(results, scs),
     ]
+    main = table(results, scs)
+    if main:
+        lines += [
+            main,
+            "How to trust it (medians over rounds; each cell fastsio / Node / python-socketio):",
+            "",
+            health_table(results, scs),
+        ]
+    rec = recovery_table(results, scs)
+    if rec:
+        lines += [
+            "Connection state recovery, fastsio only: `Server(connection_state_recovery=True)`"
+            " against the defaults, alternating in the same rounds (median (min"
+            f"{DASH}max); on ÷ off divides the medians):",
+            "",
+            rec,
+        ]
+    stall = stall_table(results, scs)
+    if stall:
+        lines += [
+            f"Slow consumers: the same fan-out without and with {STALLED} extra receivers that"
+            " never read their socket (same round; numeric cells median (min"
+            f"{DASH}max), the others one value per round, separated by ·):",
+            "",
+            stall,
+        ]
+    vh = variant_health_table(results, scs)
+    if vh:
+        lines += [
+            "How to trust these two (medians over rounds; cells in the order of the second"
+            " column):",
+            "",
+            vh,
+        ]
     if errors:
         lines.append("Failed runs:\n")
         for r in errors:
-            lines.append(f"- round {r['round']} {r['scenario']} {r['server']}: {r['error']}")
+            what = f"{r['server']}{' ' + r['variant'] if r.get('variant') else ''}"
+            lines.append(f"- round {r['round']} {r['scenario']} {what}: {r['error']}")
         lines.append("")
     return "\n".join(lines)
 
@@ -761,14 +1118,21 @@ def run_all(args: argparse.Namespace, scs: list[Scenario], servers: list[str]) -
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     raw = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.jsonl"
     results: list[dict[str, Any]] = []
-    total = args.rounds * len(scs) * len(servers)
+
+    def runs(sc: Scenario, rnd: int) -> list[Variant]:
+        if sc.variants is None:
+            return [Variant(s) for s in servers]
+        vs = [v for v in sc.variants if v.server in servers]
+        return vs if rnd % 2 else vs[::-1]  # alternate which variant goes first
+
+    total = sum(len(runs(sc, rnd)) for rnd in range(1, args.rounds + 1) for sc in scs)
     k = 0
     with raw.open("w") as fh:
         for rnd in range(1, args.rounds + 1):
             for sc in scs:
-                for srv in servers:
+                for v in runs(sc, rnd):
                     k += 1
-                    rec = run_one(srv, sc, rnd, args.quiet_wait)
+                    rec = run_one(v, sc, rnd, args.quiet_wait)
                     results.append(rec)
                     fh.write(json.dumps(rec) + "\n")
                     fh.flush()
@@ -777,10 +1141,8 @@ def run_all(args: argparse.Namespace, scs: list[Scenario], servers: list[str]) -
                         for m, _, _ in sc.metrics
                         if isinstance(rec.get(m), (int, float))
                     )
-                    log(
-                        f"[{k}/{total}] round {rnd} {sc.key} {srv}: "
-                        + (rec.get("error") or summary)
-                    )
+                    what = f"{v.server}{' ' + v.name if v.name else ''}"
+                    log(f"[{k}/{total}] round {rnd} {sc.key} {what}: {rec.get('error') or summary}")
     runtime = time.monotonic() - t_start
     block = report(results, scs, args, runtime)
     print(block)

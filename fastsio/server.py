@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any, overload
 
+from fastsio._core import sio_packet
 from fastsio.adapter import Adapter
 from fastsio.broadcast import BroadcastOperator
 from fastsio.client import Client
@@ -152,9 +153,15 @@ class Server(_Emitting):
         cors_allowed_origins: CorsOrigins = None,
         cors_credentials: bool = False,
         allow_request: AllowRequest | None = None,
+        shutdown_timeout: float | None = None,
         **engine_options: Any,
     ) -> None:
         self.connect_timeout = connect_timeout
+        # close()'s default timeout (run() closes with it on Ctrl-C / SIGTERM): None closes at
+        # once, a number of seconds closes gracefully (see close()).
+        if shutdown_timeout is not None and shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout must be >= 0 seconds, or None")
+        self.shutdown_timeout = shutdown_timeout
         self.cleanup_empty_child_namespaces = cleanup_empty_child_namespaces
         # Limits on client input: each refusal closes only the offending connection.
         self.max_attachments = max_attachments
@@ -385,14 +392,45 @@ class Server(_Emitting):
         kwargs.setdefault("backlog", 1024)
         return await self.engine.start(host, port, **kwargs)
 
-    async def close(self) -> None:
-        """Disconnect every client (``server shutting down``) and stop listening."""
+    async def close(self, timeout: float | None = None, *, reconnect: bool = True) -> None:
+        """Disconnect every client (``server shutting down``) and stop listening.
+
+        Every socket sees ``disconnecting``/``disconnect`` with ``server shutting down`` and,
+        with connection state recovery on, its session is persisted through the adapter. The
+        clients see their connection close and try to reconnect, as with the official server
+        (with recovery, to this server once restarted or to another node); ``reconnect=False``
+        sends each socket a DISCONNECT packet first, so that clients do not try again (they
+        see ``io server disconnect``).
+
+        Without ``timeout`` (``shutdown_timeout`` by default, ``None``) it is done at once: what
+        the shutdown started (async disconnect handlers, session writes of a networked adapter)
+        is cancelled, and packets a polling client has not fetched yet are dropped. With
+        ``timeout`` (seconds) it is graceful: new connections are refused, what the shutdown
+        started may finish, and everything queued for a client (a burst emitted just before
+        ``close``, the DISCONNECT packet) is delivered before its connection closes; what is
+        still pending after ``timeout`` is cut off, and ``close`` returns.
+        """
+        if timeout is None:
+            timeout = self.shutdown_timeout
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        engine = self.engine
+        engine.stop_accepting()
+        before = set(self._tasks)
         for nsp in list(self._nsps.values()):
             for sock in list(nsp.sockets.values()):
+                if not reconnect and sock.connected:
+                    sock._send_packet(sio_packet.DISCONNECT)
                 sock._on_close("server shutting down")
-        for conn in list(self.engine.clients.values()):
+        for conn in list(engine.clients.values()):
             conn.close("forced server close")
-        await self.engine.close()
+        if deadline is not None:
+            # Sessions persisted through the adapter, async disconnect handlers.
+            started = self._tasks - before
+            remaining = deadline - loop.time()
+            if started and remaining > 0:
+                await asyncio.wait(started, timeout=remaining)
+        await engine.close(None if deadline is None else max(0.0, deadline - loop.time()))
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

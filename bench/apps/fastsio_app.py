@@ -1,13 +1,25 @@
 """The bench app on fastsio: `bcast` broadcasts `tick` then acks; `echo` acks its arguments.
 
-python bench/apps/fastsio_app.py PORT [HOST]
+python bench/apps/fastsio_app.py PORT [HOST] [--recovery] [--count-disconnects]
+
+--recovery (or FASTSIO_BENCH_RECOVERY=1): ``connection_state_recovery=True``, so every broadcast
+is logged in the namespace's packet log and stamped with an offset (``tick`` then carries one
+more element: ``42["tick",{...},"<offset>"]``). Everything else: the server's defaults.
+
+--count-disconnects: count the reasons given to ``disconnect`` handlers and print them as one JSON
+line (``{"disconnect_reasons": {...}}``) when the server stops.
 """
 
+import json
+import os
 import sys
 
 import fastsio
 
-io = fastsio.Server()
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+recovery = "--recovery" in sys.argv[1:] or os.environ.get("FASTSIO_BENCH_RECOVERY") == "1"
+
+io = fastsio.Server(connection_state_recovery=True if recovery else None)
 
 
 @io.on("bcast")
@@ -21,7 +33,18 @@ def e(socket, *args):
     return args
 
 
+reasons: dict[str, int] = {}
+if "--count-disconnects" in sys.argv[1:]:
+
+    @io.on("disconnect")
+    def d(socket, reason):
+        reasons[reason] = reasons.get(reason, 0) + 1
+
+
 if __name__ == "__main__":
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
-    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    port = int(args[0]) if args else 3000
+    host = args[1] if len(args) > 1 else "127.0.0.1"
+    print(f"fastsio bench app on {host}:{port}, connection_state_recovery={recovery}", flush=True)
     io.run(host, port)
+    if "--count-disconnects" in sys.argv[1:]:
+        print(json.dumps({"disconnect_reasons": reasons}), flush=True)

@@ -10,6 +10,15 @@
  * Scenarios (see bench/README.md):
  *   fanout   N receivers + 1 sender; the sender keeps W `bcast` events (with ack) outstanding; every
  *            receiver counts "tick" deliveries and the latency from the monotonic timestamp inside.
+ *            A "tick" may carry one more element after the payload (the connection-state-recovery
+ *            offset, `42["tick",{...},"<offset>"]`): counted in ticks_with_offset_pct.
+ *            --stalled K adds K receivers that complete the handshake, then never read their socket
+ *            again (SO_RCVBUF --stalled-rcvbuf, set before connect()); they only write an Engine.IO
+ *            pong every --stalled-pong seconds, so the heartbeat cannot be what disconnects them.
+ *            While the sender runs, the server's RSS is sampled and the server's side of each
+ *            stalled connection is watched in /proc/net/tcp (closed = no longer ESTABLISHED); at the
+ *            end the stalled ones read again: each either gets EOF/reset (the server dropped it) or
+ *            catches up with every tick (it is still connected).
  *   echo     C clients, each with one `echo` (with ack) outstanding; acks/s and round trip.
  *   connect  K connections (Q in flight) through the full handshake; handshakes/s; then held idle
  *            to read the server's RSS (needs --server-pid).
@@ -19,6 +28,8 @@
  *
  *   gcc -O2 -o loadgen loadgen.c
  *   loadgen fanout  --port P [--receivers 1000] [--window 16] [--duration 5] [--warmup 2]
+ *                   [--stalled 0] [--stalled-rcvbuf 4096] [--stalled-pong 5] [--stalled-check 15]
+ *                   [--max-server-rss-mib M] [--pad 50]
  *   loadgen echo    --port P [--clients 50] [--duration 5] [--warmup 2]
  *   loadgen connect --port P [--conns 5000] [--concurrency 200] [--hold 2] [--server-pid PID]
  *   common: [--host 127.0.0.1] [--path /socket.io/] [--server-pid PID] [--pad 50]
@@ -195,7 +206,7 @@ static void die_json(const char *fmt, ...) {
 /* connections                                                                                 */
 
 enum { ST_CONNECTING, ST_HTTP, ST_EIO_OPEN, ST_SIO_CONNECT, ST_READY, ST_CLOSED };
-enum { R_RECEIVER, R_SENDER, R_ECHO, R_IDLE };
+enum { R_RECEIVER, R_SENDER, R_ECHO, R_IDLE, R_STALLED };
 
 typedef struct conn {
     int fd, idx, state, role;
@@ -213,6 +224,11 @@ typedef struct conn {
     uint64_t sent_at; /* echo: when the outstanding echo was sent */
     uint64_t wait_id; /* echo: the ack id we wait for */
     int outstanding;
+    int no_read;           /* stalled: EPOLLIN not registered, the socket is never read */
+    int lport;             /* our local port (stalled: to find the server's side in /proc/net/tcp) */
+    uint64_t srv_gone_ns;  /* stalled: when the server's side was first seen not ESTABLISHED */
+    uint64_t closed_ns;    /* stalled: when we saw EOF / reset */
+    uint64_t rx, rx_mark;  /* bytes read (all time); stalled: rx when it started reading again */
 } conn_t;
 
 static int g_ep;
@@ -222,7 +238,8 @@ static struct sockaddr_in g_addr;
 static char g_host[64] = "127.0.0.1";
 static char g_path[256] = "/socket.io/";
 static int g_port = 0;
-static char g_pad[512];
+static char g_pad[16384];
+static char *g_msg; /* one outgoing event: 128 bytes + the pad */
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 
 static inline uint64_t rng(void) {
@@ -242,6 +259,21 @@ static hist_t g_lat, g_hs;
 static conn_t *g_sender = NULL;
 static char g_last_error[256] = "";
 static int g_slow_connects = 0; /* TCP connects that took > 500 ms: SYN retransmits (full accept queue) */
+static uint64_t g_win_offsets = 0; /* ticks in the window that carried a recovery offset */
+/* stalled receivers (fanout --stalled) */
+static int g_stall_from = 0, g_stall_n = 0, g_stall_rcvbuf = 4096;
+static double g_stall_pong_s = 5;
+static int g_stalled_closed = 0; /* stalled connections we saw end (EOF, reset, close frame) */
+static char g_stalled_why[128] = "";
+static uint64_t g_send_start = 0; /* when the sender started: stalled timings are relative to it */
+/* server RSS sampled while the sender runs */
+static int g_sample_rss = 0;
+static long g_rss_max = -1;
+#define RSS_TL 240
+static long g_rss_tl[RSS_TL]; /* one sample per second from g_send_start */
+static int g_rss_tl_n = 0;
+static long g_rss_limit_kib = 0; /* --max-server-rss-mib: stop sending past it (a safety cap) */
+static int g_rss_limit_hit = 0;
 
 static void *xrealloc(void *p, size_t n) {
     void *q = realloc(p, n);
@@ -258,14 +290,18 @@ static void buf_reserve(char **b, size_t *cap, size_t need) {
 }
 
 static void set_events(conn_t *c, int out) {
-    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
+    struct epoll_event ev = {.events = (c->no_read ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0), .data.ptr = c};
     epoll_ctl(g_ep, EPOLL_CTL_MOD, c->fd, &ev);
     c->want_out = out;
 }
 
 static void conn_close(conn_t *c, const char *why) {
     if (c->state == ST_CLOSED) return;
-    if (why) {
+    if (why && c->role == R_STALLED && c->state == ST_READY) {
+        g_stalled_closed++;
+        c->closed_ns = now_ns();
+        snprintf(g_stalled_why, sizeof g_stalled_why, "%s", why);
+    } else if (why) {
         snprintf(g_last_error, sizeof g_last_error, "conn %d: %s", c->idx, why);
         if (c->state == ST_READY)
             g_closed_unexpectedly++;
@@ -340,9 +376,9 @@ static void queue_frame(conn_t *c, int opcode, const char *payload, size_t len) 
 static inline void queue_text(conn_t *c, const char *s, size_t n) { queue_frame(c, 1, s, n); }
 
 static void send_bcast(conn_t *c) {
-    char msg[768];
+    char *msg = g_msg;
     uint64_t id = c->next_id++;
-    int n = snprintf(msg, sizeof msg, "42%llu[\"bcast\",{\"t\":%llu,\"pad\":\"%s\"}]", (unsigned long long)id,
+    int n = snprintf(msg, sizeof g_pad + 128, "42%llu[\"bcast\",{\"t\":%llu,\"pad\":\"%s\"}]", (unsigned long long)id,
                      (unsigned long long)now_ns(), g_pad);
     queue_text(c, msg, (size_t)n);
     c->outstanding++;
@@ -350,10 +386,10 @@ static void send_bcast(conn_t *c) {
 }
 
 static void send_echo(conn_t *c) {
-    char msg[768];
+    char *msg = g_msg;
     uint64_t id = c->next_id++;
     uint64_t t = now_ns();
-    int n = snprintf(msg, sizeof msg, "42%llu[\"echo\",{\"t\":%llu,\"pad\":\"%s\"}]", (unsigned long long)id,
+    int n = snprintf(msg, sizeof g_pad + 128, "42%llu[\"echo\",{\"t\":%llu,\"pad\":\"%s\"}]", (unsigned long long)id,
                      (unsigned long long)t, g_pad);
     c->wait_id = id;
     c->sent_at = t;
@@ -389,6 +425,11 @@ static void on_ready(conn_t *c) {
     g_inflight--;
     g_t_last_ready = t;
     h_add(&g_hs, t - c->t_start);
+    if (c->role == R_STALLED) {
+        /* from now on the socket is never read: what the server sends piles up */
+        c->no_read = 1;
+        set_events(c, c->want_out);
+    }
 }
 
 /* one complete Engine.IO text packet */
@@ -445,8 +486,10 @@ static void on_text(conn_t *c, const char *p, size_t n) {
                 uint64_t t;
                 g_win_deliveries++;
                 if (parse_t(p, n, &t)) h_add(&g_lat, now_ns() - t);
+                /* 42["tick",{...},"<offset>"]: a string after the payload object */
+                if (n >= 3 && p[n - 1] == ']' && p[n - 2] == '"') g_win_offsets++;
             }
-        } else if (c->role == R_SENDER) {
+        } else if (c->role == R_SENDER || c->role == R_STALLED) {
             c->ticks++;
         }
         return;
@@ -579,8 +622,9 @@ static size_t consume(conn_t *c, const char *p, size_t n) {
 static char g_rd[1 << 18];
 
 static void on_readable(conn_t *c) {
-    for (int round = 0; round < 4 && c->state != ST_CLOSED; round++) {
+    for (int round = 0; round < 4 && c->state != ST_CLOSED && !c->no_read; round++) {
         ssize_t r = recv(c->fd, g_rd, sizeof g_rd, 0);
+        if (r > 0) c->rx += (size_t)r;
         if (r == 0) {
             conn_close(c, "EOF from server");
             return;
@@ -624,6 +668,9 @@ static void on_connected(conn_t *c) {
         return;
     }
     if (now_ns() - c->t_start > 500000000ull) g_slow_connects++;
+    struct sockaddr_in la;
+    socklen_t lal = sizeof la;
+    if (getsockname(c->fd, (struct sockaddr *)&la, &lal) == 0) c->lport = ntohs(la.sin_port);
     unsigned char key[16];
     for (int i = 0; i < 16; i++) key[i] = (unsigned char)rng();
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -663,6 +710,7 @@ static void conn_start(conn_t *c) {
     if (fd < 0) die_json("socket(): %s (raise ulimit -n?)", strerror(errno));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c->role == R_STALLED) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &g_stall_rcvbuf, sizeof g_stall_rcvbuf);
     c->fd = fd;
     c->state = ST_CONNECTING;
     c->t_start = now_ns();
@@ -681,6 +729,14 @@ static void conn_start(conn_t *c) {
 
 static void on_event(conn_t *c, uint32_t ev) {
     if (c->state == ST_CLOSED) return;
+    if (c->no_read) { /* stalled: only a reset (or our own pending pong) can show up */
+        if (ev & (EPOLLERR | EPOLLHUP)) {
+            conn_close(c, "reset by the server while stalled");
+            return;
+        }
+        if (ev & EPOLLOUT) conn_flush(c);
+        return;
+    }
     if (c->state == ST_CONNECTING) {
         if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_connected(c);
         return;
@@ -693,12 +749,68 @@ static void on_event(conn_t *c, uint32_t ev) {
     if (c->state != ST_CLOSED && (ev & EPOLLOUT)) conn_flush(c);
 }
 
+/* the server's side of every stalled connection, from /proc/net/tcp: a connection whose server
+ * socket is no longer ESTABLISHED (FIN_WAIT1 behind unsent data, or gone) was closed by the server */
+static void watch_stalled(uint64_t t) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (!f) return;
+    char line[512];
+    int est[64] = {0}; /* g_stall_n <= 64 */
+    while (fgets(line, sizeof line, f)) {
+        unsigned la, lp, ra, rp, st;
+        if (sscanf(line, " %*d: %8X:%4X %8X:%4X %2X", &la, &lp, &ra, &rp, &st) != 5) continue;
+        if ((int)lp != g_port || st != 1) continue;
+        for (int i = 0; i < g_stall_n; i++)
+            if (g_conns[g_stall_from + i].lport == (int)rp) est[i] = 1;
+    }
+    fclose(f);
+    for (int i = 0; i < g_stall_n; i++) {
+        conn_t *c = &g_conns[g_stall_from + i];
+        if (!est[i] && !c->srv_gone_ns) c->srv_gone_ns = t;
+    }
+}
+
+/* every ~250 ms inside loop_until: blind pongs from the stalled receivers, RSS samples, /proc/net/tcp */
+static uint64_t g_next_periodic = 0, g_next_pong = 0, g_next_watch = 0;
+static void periodic(uint64_t t) {
+    if (t < g_next_periodic) return;
+    g_next_periodic = t + 250000000ull;
+    if (g_stall_n && g_stall_pong_s > 0 && t >= g_next_pong) {
+        g_next_pong = t + (uint64_t)(g_stall_pong_s * 1e9);
+        for (int i = 0; i < g_stall_n; i++) {
+            conn_t *c = &g_conns[g_stall_from + i];
+            if (c->state == ST_READY && c->no_read) {
+                queue_text(c, "3", 1);
+                conn_flush(c);
+            }
+        }
+    }
+    if (g_sample_rss) {
+        long r = server_rss_kib();
+        if (r > g_rss_max) g_rss_max = r;
+        if (g_rss_limit_kib > 0 && r > g_rss_limit_kib && !g_rss_limit_hit) {
+            logf_("server RSS %ld KiB over the cap (%ld KiB): the sender stops", r, g_rss_limit_kib);
+            g_rss_limit_hit = 1;
+            g_sending = 0;
+        }
+        int k = (int)((t - g_send_start) / 1000000000ull);
+        if (k < RSS_TL && k >= g_rss_tl_n) {
+            while (g_rss_tl_n <= k) g_rss_tl[g_rss_tl_n++] = r;
+        }
+    }
+    if (g_stall_n && g_send_start && t >= g_next_watch) {
+        g_next_watch = t + 1000000000ull;
+        watch_stalled(t);
+    }
+}
+
 /* run the loop until `deadline` (ns) or until stop() says so; returns 1 if stop() fired */
 static int loop_until(uint64_t deadline, int (*stop)(void)) {
     struct epoll_event evs[512];
     for (;;) {
         if (stop && stop()) return 1;
         uint64_t t = now_ns();
+        periodic(t);
         if (t >= deadline) return 0;
         uint64_t left_ms = (deadline - t) / 1000000 + 1;
         int to = left_ms > 20 ? 20 : (int)left_ms;
@@ -745,8 +857,8 @@ static void alloc_conns(int n) {
 /* scenarios                                                                                   */
 
 typedef struct {
-    int receivers, window, clients, conns, conc;
-    double duration, warmup, hold, timeout;
+    int receivers, window, clients, conns, conc, stalled;
+    double duration, warmup, hold, timeout, stall_check;
 } opts_t;
 
 typedef struct {
@@ -807,17 +919,35 @@ static int drained(void) {
     return g_sender->outstanding == 0;
 }
 
+/* the stalled receivers, reading again: each has ended or caught up with every tick */
+static int stalled_resolved(void) {
+    for (int i = 0; i < g_stall_n; i++) {
+        conn_t *c = &g_conns[g_stall_from + i];
+        if (c->state == ST_READY && c->ticks < g_total_sent) return 0;
+    }
+    return 1;
+}
+
+static double rel_s(uint64_t t) { return t ? (double)(t - g_send_start) / 1e9 : -1; }
+
 static int scenario_fanout(const opts_t *o) {
-    int n = o->receivers;
-    alloc_conns(n + 1);
+    int n = o->receivers, k = o->stalled;
+    alloc_conns(n + 1 + k);
     for (int i = 0; i < n; i++) g_conns[i].role = R_RECEIVER;
     g_sender = &g_conns[n];
     g_sender->role = R_SENDER;
+    g_stall_from = n + 1;
+    g_stall_n = k;
+    for (int i = 0; i < k; i++) g_conns[n + 1 + i].role = R_STALLED;
     g_window = o->window;
-    logf_("fanout: connecting %d receivers + 1 sender", n);
-    open_conns(0, n + 1, o->conc, o->timeout);
+    logf_("fanout: connecting %d receivers + 1 sender + %d stalled", n, k);
+    open_conns(0, n + 1 + k, o->conc, o->timeout);
     /* let the server settle after the connection burst */
     loop_until(now_ns() + 200000000ull, NULL);
+    long rss_start = server_rss_kib();
+    g_rss_max = rss_start;
+    g_send_start = now_ns();
+    g_sample_rss = 1;
     g_sending = 1;
     fill_window(g_sender);
     conn_flush(g_sender);
@@ -827,6 +957,22 @@ static int scenario_fanout(const opts_t *o) {
     window_begin(&w);
     loop_until(w.t0 + (uint64_t)(o->duration * 1e9), NULL);
     window_end(&w);
+    long rss_end = server_rss_kib();
+    g_sample_rss = 0;
+    /* the stalled ones the server had closed by the end of the window */
+    int gone_in_window = 0;
+    uint64_t first_gone = 0, last_gone = 0;
+    if (k) watch_stalled(w.t1);
+    for (int i = 0; i < k; i++) {
+        conn_t *c = &g_conns[n + 1 + i];
+        uint64_t g = c->srv_gone_ns;
+        if (c->closed_ns && (!g || c->closed_ns < g)) g = c->closed_ns;
+        if (g && g <= w.t1) {
+            gone_in_window++;
+            if (!first_gone || g < first_gone) first_gone = g;
+            if (g > last_gone) last_gone = g;
+        }
+    }
     /* stop sending; every receiver must get every tick that was sent */
     g_sending = 0;
     uint64_t td = now_ns();
@@ -835,20 +981,58 @@ static int scenario_fanout(const opts_t *o) {
     uint64_t missing = 0;
     for (int i = 0; i < n; i++)
         if (g_conns[i].state == ST_READY && g_conns[i].ticks < g_total_sent) missing += g_total_sent - g_conns[i].ticks;
+    /* the stalled ones read again (bigger buffer): each ends (dropped by the server) or catches up */
+    int stalled_connected = 0, stalled_unresolved = 0;
+    double backlog = 0; /* mean bytes a stalled receiver read once it read again */
+    if (k) {
+        int big = 1 << 20;
+        for (int i = 0; i < k; i++) {
+            conn_t *c = &g_conns[n + 1 + i];
+            if (c->state != ST_READY) continue;
+            setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+            c->rx_mark = c->rx;
+            c->no_read = 0;
+            set_events(c, c->want_out);
+        }
+        loop_until(now_ns() + (uint64_t)(o->stall_check * 1e9), stalled_resolved);
+        for (int i = 0; i < k; i++) {
+            conn_t *c = &g_conns[n + 1 + i];
+            backlog += (double)(c->rx - c->rx_mark) / k;
+            if (c->state != ST_READY) continue;
+            if (c->ticks >= g_total_sent) stalled_connected++;
+            else stalled_unresolved++;
+        }
+    }
     double secs = w_secs(&w);
     printf("{\"scenario\":\"fanout\",\"receivers\":%d,\"window\":%d,\"duration_s\":%.3f,"
+           "\"pad\":%zu,\"ticks_with_offset_pct\":%.1f,"
+           "\"rss_start_kib\":%ld,\"rss_max_kib\":%ld,\"rss_end_kib\":%ld,\"rss_limit_hit\":%s,",
+           n, g_window, secs, strlen(g_pad), g_win_deliveries ? 100.0 * g_win_offsets / g_win_deliveries : 0.0,
+           rss_start, g_rss_max, rss_end, g_rss_limit_hit ? "true" : "false");
+    if (k) {
+        printf("\"stalled\":%d,\"stalled_rcvbuf\":%d,\"stalled_pong_s\":%.1f,\"stalled_gone_in_window\":%d,"
+               "\"stalled_first_gone_s\":%.2f,\"stalled_last_gone_s\":%.2f,\"stalled_disconnected\":%d,"
+               "\"stalled_still_connected\":%d,\"stalled_unresolved\":%d,\"stalled_last_close\":\"%s\","
+               "\"stalled_backlog_kib\":%.1f,",
+               k, g_stall_rcvbuf, g_stall_pong_s, gone_in_window, rel_s(first_gone), rel_s(last_gone),
+               g_stalled_closed, stalled_connected, stalled_unresolved, g_stalled_why, backlog / 1024);
+        printf("\"rss_timeline_kib\":[");
+        for (int i = 0; i < g_rss_tl_n; i++) printf("%s%ld", i ? "," : "", g_rss_tl[i]);
+        printf("],");
+    }
+    printf("\"warmup_s\":%.1f,"
            "\"deliveries\":%llu,\"deliveries_per_s\":%.1f,\"bcasts_per_s\":%.1f,"
            "\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"latency_samples\":%llu,"
            "\"loadgen_cpu_pct\":%.1f,\"server_cpu_pct\":%.1f,\"other_on_server_core_pct\":%.1f,\"other_on_loadgen_core_pct\":%.1f,\"irq_on_server_core_pct\":%.1f,\"slow_tcp_connects\":%d,"
            "\"bcasts_sent\":%llu,\"drained\":%s,\"drain_ms\":%.1f,\"missing_deliveries\":%llu,"
            "\"closed_unexpectedly\":%d,\"last_error\":\"%s\"}\n",
-           n, g_window, secs, (unsigned long long)g_win_deliveries, g_win_deliveries / secs, g_win_acks / secs,
+           o->warmup, (unsigned long long)g_win_deliveries, g_win_deliveries / secs, g_win_acks / secs,
            h_pct_us(&g_lat, 0.50), h_pct_us(&g_lat, 0.99), g_lat.max / 1000.0, (unsigned long long)g_lat.n,
            w_lg_cpu(&w), w_srv_cpu(&w), w_other_on_core(&w), w_other_on_lcore(&w), w_irq_on_core(&w), g_slow_connects, (unsigned long long)g_total_sent,
            ok ? "true" : "false", drain_ms,
            (unsigned long long)missing, g_closed_unexpectedly, g_last_error);
     close_all();
-    return (ok && g_closed_unexpectedly == 0) ? 0 : 1;
+    return (ok && g_closed_unexpectedly == 0 && !g_rss_limit_hit) ? 0 : 1;
 }
 
 static int scenario_echo(const opts_t *o) {
@@ -930,7 +1114,9 @@ static void usage(void) {
     fprintf(stderr,
             "usage: loadgen fanout|echo|connect --port P [--host H] [--path /socket.io/] [--server-pid PID]\n"
             "       [--server-core CPU] [--loadgen-core CPU]  (pinned cores: reports what else ran there)\n"
-            "  fanout:  --receivers N --window W --duration S --warmup S [--pad BYTES]\n"
+            "  fanout:  --receivers N --window W --duration S --warmup S [--pad BYTES (<= 16383)]\n"
+            "           [--stalled K (<= 64) --stalled-rcvbuf BYTES --stalled-pong S --stalled-check S]\n"
+            "           [--max-server-rss-mib M]  (the sender stops if the server's RSS passes M)\n"
             "  echo:    --clients C --duration S --warmup S\n"
             "  connect: --conns K --concurrency Q --hold S\n"
             "  --timeout S  deadline for each connection phase / drain (default 60)\n");
@@ -949,7 +1135,7 @@ int main(int argc, char **argv) {
     if (argc < 2) usage();
     g_scenario = argv[1];
     opts_t o = {.receivers = 1000, .window = 16, .clients = 50, .conns = 5000, .conc = 200,
-                .duration = 5, .warmup = 2, .hold = 2, .timeout = 60};
+                .duration = 5, .warmup = 2, .hold = 2, .timeout = 60, .stalled = 0, .stall_check = 15};
     int pad = 50;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -972,18 +1158,27 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--hold")) o.hold = atof(v);
         else if (!strcmp(a, "--timeout")) o.timeout = atof(v);
         else if (!strcmp(a, "--pad")) pad = atoi(v);
+        else if (!strcmp(a, "--stalled")) o.stalled = atoi(v);
+        else if (!strcmp(a, "--stalled-rcvbuf")) g_stall_rcvbuf = atoi(v);
+        else if (!strcmp(a, "--stalled-pong")) g_stall_pong_s = atof(v);
+        else if (!strcmp(a, "--stalled-check")) o.stall_check = atof(v);
+        else if (!strcmp(a, "--max-server-rss-mib")) g_rss_limit_kib = atol(v) * 1024;
         else usage();
     }
-    if (g_port <= 0 || o.window < 1 || o.receivers < 1 || o.clients < 1 || o.conns < 1 || o.conc < 1) usage();
+    if (g_port <= 0 || o.window < 1 || o.receivers < 1 || o.clients < 1 || o.conns < 1 || o.conc < 1 || o.stalled < 0 ||
+        o.stalled > 64)
+        usage();
     if (pad < 0) pad = 0;
     if (pad > (int)sizeof g_pad - 1) pad = sizeof g_pad - 1;
     for (int i = 0; i < pad; i++) g_pad[i] = (char)('a' + i % 26);
     g_pad[pad] = 0;
+    g_msg = malloc(sizeof g_pad + 128);
+    if (!g_msg) die_json("out of memory");
     g_rng ^= now_ns() ^ ((uint64_t)getpid() << 32);
 
     /* the whole run is bounded: phases have their own deadlines, this is the backstop */
     signal(SIGALRM, alarm_handler);
-    alarm((unsigned)(o.warmup + o.duration + o.hold + 3 * o.timeout + 30));
+    alarm((unsigned)(o.warmup + o.duration + o.hold + 3 * o.timeout + o.stall_check + 30));
     signal(SIGPIPE, SIG_IGN);
 
     struct rlimit rl;

@@ -3,6 +3,14 @@
 picows only accepts WebSocket upgrades, so every connection starts here: long-polling requests
 are parsed with httptools and answered in order (keep-alive, pipelining); an upgrade request is
 handed over to picows on the same transport (see :mod:`fastsio.engine.websocket`).
+
+Two timeouts bound what a connection may hold without doing anything useful (slowloris):
+``http_request_timeout`` from a connection's start, or a request's first byte, to the end of that
+request (its headers and body; a WebSocket upgrade request included): past it the connection gets
+``408`` and is closed; ``http_keep_alive_timeout`` for a connection idle between requests: past it
+the connection is closed. A request that was read whole and waits for its answer (a long-polling
+GET) runs no timer. The deadlines live in a second :class:`~fastsio.engine.heartbeat.Heartbeat`
+of the server (one loop timer for all, no ``TimerHandle`` per connection).
 """
 
 from __future__ import annotations
@@ -30,10 +38,17 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Payload Too Large",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
+
+# What a connection's deadline (``_hb_due``) stands for.
+_NO_TIMER = 0
+_REQUEST_TIMER = 1  # a request (or the first one) is being read
+_IDLE_TIMER = 2  # keep-alive: idle between requests
 
 Headers = list[tuple[str, str]]
 
@@ -110,11 +125,14 @@ class HttpConnection(asyncio.Protocol):
         "_body_size",
         "_busy",
         "_closed",
+        "_hb_due",
         "_header_bytes",
         "_headers",
+        "_in_request",
         "_on_lost",
         "_parser",
         "_queue",
+        "_timer",
         "_too_large",
         "_upgrade_tail",
         "_url",
@@ -142,6 +160,11 @@ class HttpConnection(asyncio.Protocol):
         self._upgrade_tail: bytearray | None = None
         self.remote_address = ""
         self.secure = False  # TLS (``start(ssl=...)``): the session cookie gets ``Secure``
+        # Request and keep-alive timeouts: the deadline (loop time) kept by the server's
+        # ``_http_timer`` (a Heartbeat, which calls ``_on_heartbeat`` then), and its kind.
+        self._hb_due: float | None = None
+        self._timer = _NO_TIMER
+        self._in_request = False  # between a request's first byte and its end
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -151,10 +174,25 @@ class HttpConnection(asyncio.Protocol):
         self.remote_address = peer[0] if peer else ""
         self.secure = transport.get_extra_info("sslcontext") is not None
         self.server._http_connections.add(self)
+        if self.server._closing:
+            self._fail(503)  # accepted while the server closes: refused at once
+            return
+        # The first request must arrive whole within the request timeout (a connection that
+        # sends nothing, or trickles its first request in, is cut off).
+        self._arm(_REQUEST_TIMER)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._hb_due = None
+        self._timer = _NO_TIMER
         self.server._http_connections.discard(self)
+        # The timer's bucket may hold this object until the deadline it had: keep only a husk.
+        self.transport = None
+        self._parser = _DETACHED_PARSER
+        self._queue = _NO_QUEUE
+        self._headers = []
+        self._body = []
+        self._upgrade_tail = None
         cb, self._on_lost = self._on_lost, None
         if cb is not None:
             cb()
@@ -178,8 +216,50 @@ class HttpConnection(asyncio.Protocol):
             else:
                 self._fail(400)
 
+    # -- timeouts ----------------------------------------------------------------------------
+    def _arm(self, kind: int) -> None:
+        """Start the request or the keep-alive timer (replacing the one running)."""
+        srv = self.server
+        delay = (
+            srv.http_request_timeout if kind == _REQUEST_TIMER else srv.http_keep_alive_timeout
+        )
+        if delay is None:
+            self._disarm()
+            return
+        self._timer = kind
+        srv._http_timer.schedule(cast(Any, self), delay)
+
+    def _disarm(self) -> None:
+        self._timer = _NO_TIMER
+        self._hb_due = None  # a stale entry in the timer's bucket, skipped when it comes up
+
+    def _arm_idle(self) -> None:
+        """Keep-alive: nothing is being read, answered or waiting to be answered."""
+        if not (self._busy or self._queue or self._in_request or self._closed):
+            self._arm(_IDLE_TIMER)
+
+    def _on_heartbeat(self) -> None:
+        """A deadline passed (called by the server's ``_http_timer``)."""
+        kind, self._timer = self._timer, _NO_TIMER
+        if self._closed or self.transport is None:
+            return
+        if kind == _IDLE_TIMER:
+            log.debug("idle keep-alive connection closed")
+            self.close()
+        elif kind == _REQUEST_TIMER:
+            log.debug("request not received in time: closing")
+            if self._busy or self._queue:
+                # An answer is still due on this connection: a 408 cannot go before it.
+                self._closed = True
+                self.transport.abort()
+            else:
+                self._fail(408)
+
     # -- httptools callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self._in_request = True
+        if self._timer != _REQUEST_TIMER:
+            self._arm(_REQUEST_TIMER)
         self._url = b""
         self._headers = []
         self._header_bytes = 0
@@ -234,6 +314,8 @@ class HttpConnection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._in_request = False
+        self._disarm()
         if self._parser.should_upgrade():
             return  # handled by data_received when httptools raises HttpParserUpgrade
         self._queue.append(self._make_request(b"".join(self._body)))
@@ -245,6 +327,8 @@ class HttpConnection(asyncio.Protocol):
         without its body (``too_large``) and its answer closes the connection."""
         self._too_large = True
         self._body = []
+        self._in_request = False
+        self._disarm()
         if self.transport is not None and not self._closed:
             self.transport.pause_reading()
         req = self._make_request(b"")
@@ -311,10 +395,13 @@ class HttpConnection(asyncio.Protocol):
         self._busy = False
         if not keep_alive:
             self._closed = True
+            self._disarm()
             self.transport.close()
             return
         if self._queue:
             asyncio.get_running_loop().call_soon(self._next)
+        else:
+            self._arm_idle()
 
     def on_lost(self, callback: Callable[[], None] | None) -> None:
         """Call ``callback`` if the connection goes away before the pending response is sent."""
@@ -324,6 +411,7 @@ class HttpConnection(asyncio.Protocol):
         if self.transport is None or self._closed:
             return
         self._closed = True
+        self._disarm()
         body = REASONS.get(status, "Bad Request").encode()
         self.transport.write(
             f"HTTP/1.1 {status} {REASONS.get(status, 'Bad Request')}\r\n"
@@ -334,6 +422,10 @@ class HttpConnection(asyncio.Protocol):
         self.transport.close()
 
     def _upgrade(self, tail: bytes) -> None:
+        # The upgrade request is whole: from here picows's handshake timeout and then the
+        # Engine.IO heartbeat watch the connection.
+        self._in_request = False
+        self._disarm()
         req = self._make_request(b"")
         if self._busy or self._queue:
             # An upgrade pipelined behind unanswered requests has no sane ordering.
@@ -352,6 +444,7 @@ class HttpConnection(asyncio.Protocol):
         the transport and the bytes that followed the upgrade request."""
         assert self.transport is not None
         self._closed = True
+        self._disarm()
         self.server._http_connections.discard(self)
         transport, self.transport = self.transport, None
         tail = bytes(self._upgrade_tail or b"")
@@ -367,13 +460,27 @@ class HttpConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self._closed:
             self._closed = True
+            self._disarm()
             self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent bytes included."""
+        self._disarm()
+        if self.transport is not None:
+            self._closed = True
+            self.transport.abort()
+
+    @property
+    def busy(self) -> bool:
+        """A request is being read, or waits for its answer."""
+        return self._busy or bool(self._queue) or self._in_request
 
     def abort_upgrade(self, message: str) -> None:
         """The official server's answer to a refused upgrade: 400, text body, close."""
         self._upgrade_tail = None
         if self.transport is None or self._closed:
             return
+        self._disarm()
         body = message.encode()
         self.transport.write(
             b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\n"

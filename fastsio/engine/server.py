@@ -35,6 +35,8 @@ BAD_REQUEST = 3
 FORBIDDEN = 4
 UNSUPPORTED_PROTOCOL_VERSION = 5
 
+_DRAIN_POLL = 0.005  # how often a graceful close() looks at what is left (seconds)
+
 ERROR_MESSAGES = {
     UNKNOWN_TRANSPORT: "Transport unknown",
     UNKNOWN_SID: "Session ID unknown",
@@ -75,6 +77,13 @@ class EngineServer:
       ``101``; both may append ``(name, value)`` pairs to ``headers``;
     - ``allow_request(request)``: ``True``/``None`` accepts a handshake, ``False`` or a message
       refuses it (403); may be async. ``sid_generator(request)``: the session id (may be async).
+
+    Timeouts of the HTTP front (slowloris): ``http_request_timeout`` (default 10 s) bounds the
+    time from a connection's start, or a request's first byte, to the end of the request
+    (headers and body, a WebSocket upgrade request included): past it the client gets ``408`` and
+    the connection is closed. ``http_keep_alive_timeout`` (default 5 s, Node's
+    ``keepAliveTimeout``) closes a connection idle between requests. ``None`` disables either.
+    A request read whole and waiting for its answer (a long-polling GET) is not timed.
     """
 
     def __init__(
@@ -107,6 +116,8 @@ class EngineServer:
         max_request_line: int = 8192,
         max_header_size: int = 16384,
         max_header_count: int = 100,
+        http_request_timeout: float | None = 10.0,
+        http_keep_alive_timeout: float | None = 5.0,
         on_connection: Callable[[EngineSocket], None] | None = None,
         http_handler: HttpHandler | None = None,
     ) -> None:
@@ -156,10 +167,26 @@ class EngineServer:
         self.max_request_line = max_request_line
         self.max_header_size = max_header_size
         self.max_header_count = max_header_count
+        for name, value in (
+            ("http_request_timeout", http_request_timeout),
+            ("http_keep_alive_timeout", http_keep_alive_timeout),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, or None")
+        self.http_request_timeout = http_request_timeout
+        self.http_keep_alive_timeout = http_keep_alive_timeout
         self.on_connection = on_connection
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
         self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))
+        # The HTTP front's request and keep-alive deadlines: the same bucketed timer, whose
+        # entries are HttpConnections (see fastsio.engine.http).
+        http_timeouts = [t for t in (http_request_timeout, http_keep_alive_timeout) if t]
+        self._http_timer = Heartbeat(
+            Heartbeat.tick_for(min(http_timeouts), min(http_timeouts)) if http_timeouts else 1.0
+        )
+        self._closing = False  # close() has begun: no new session is accepted
+        self._draining: list[WebSocketTransport] = []
         self._flusher = Flusher(write_buffer_high_water, max_queued_bytes)
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
@@ -172,23 +199,64 @@ class EngineServer:
         """Listen on ``host:port`` (0 picks a free port); returns the bound port."""
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: HttpConnection(self), host, port, **kwargs)
+        self._closing = False
         self._servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
         return self.port
 
-    async def close(self) -> None:
-        """Stop accepting, close every session (``forced server close``), drop every timer."""
+    def stop_accepting(self) -> None:
+        """The first step of :meth:`close`: stop listening, and refuse new sessions (``503``)
+        on the connections already open. Sessions in progress go on."""
+        if self._closing:
+            return
+        self._closing = True
         for srv in self._servers:
             srv.close()
+        # The WebSockets whose close a graceful close() waits for (sessions forget their
+        # transport once closed).
+        self._draining = [
+            t
+            for sock in self.clients.values()
+            for t in (sock.transport, sock._probe)
+            if isinstance(t, WebSocketTransport)
+        ]
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop accepting, close every session (``forced server close``), drop every timer.
+
+        Without ``timeout``, at once: a WebSocket still writes what was queued for it before its
+        close frame (in the background), but a polling session's packets that its client has not
+        fetched yet are dropped with it, and every connection is closed.
+
+        With ``timeout`` (seconds), gracefully: every WebSocket sends what was queued for it and
+        a close frame, and is closed once that is written; every polling session hands what was
+        queued and a close packet to its pending GET, or to the client's next one on a
+        connection already open; connections are closed once nothing is due on them. Whatever
+        is still open when ``timeout`` runs out is cut off, and ``close`` returns.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        self.stop_accepting()
         for sock in list(self.clients.values()):
             sock.close("forced server close")
+        draining, self._draining = self._draining, []
+        if deadline is not None:
+            await self._drain(draining, deadline)
         for transport, handle in self._lingering.values():
             handle.cancel()
             transport.abort()
         self._lingering.clear()
         self._heartbeat.close()
+        self._http_timer.close()
         for conn in list(self._http_connections):
-            conn.close()
+            if deadline is None:
+                conn.close()
+            else:
+                conn.abort()  # still open at the deadline
+        if deadline is not None:
+            for ws in draining:
+                if not ws.closed:
+                    ws.abort()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -199,6 +267,29 @@ class EngineServer:
         self._servers.clear()
         # Let transports run their connection_lost callbacks.
         await asyncio.sleep(0)
+
+    async def _drain(self, websockets: list[WebSocketTransport], deadline: float) -> None:
+        """Wait (until ``deadline``) for the closing sessions to hand out what they hold, then
+        close the HTTP connections and wait for them to go."""
+        loop = asyncio.get_running_loop()
+
+        def settled() -> bool:
+            return (
+                not self.clients
+                and not self._lingering
+                and all(ws.closed for ws in websockets)
+                and not any(conn.busy for conn in self._http_connections)
+            )
+
+        async def wait(done: Callable[[], bool]) -> None:
+            # Polled: what it waits for changes in callbacks all over the engine (shutdown only).
+            while not done() and loop.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(_DRAIN_POLL)
+
+        await wait(settled)
+        for conn in list(self._http_connections):
+            conn.close()
+        await wait(lambda: not self._http_connections)
 
     def _remove(self, sock: EngineSocket) -> None:
         if self.clients.get(sock.sid) is sock:
@@ -312,11 +403,18 @@ class EngineServer:
             else:
                 self._abort_request(conn, req, BAD_REQUEST, None)
             return
-        if self.allow_request is None:
+        if self._closing:
+            self._refuse_closing(req, conn)
+        elif self.allow_request is None:
             self._handshake_polling(req, conn)
         else:
             self._spawn(self._allow_then(req, lambda: self._handshake_polling(req, conn),
                                          lambda m: self._abort_request(conn, req, FORBIDDEN, m)))
+
+    def _refuse_closing(self, req: Request, conn: HttpConnection) -> None:
+        """A new session asked for while the server closes (a connection opened before)."""
+        headers = [*self._cors_headers(req), ("Content-Type", "text/plain")]
+        conn.respond(req, 503, headers, b"Service Unavailable", close=True)
 
     def _refuse_too_large(self, req: Request, conn: HttpConnection) -> None:
         """A body over ``max_http_buffer_size`` (the connection closes after the answer): on a
@@ -415,7 +513,8 @@ class EngineServer:
     def _check_sid(self, sid: Any, then: Callable[[str], None], fail: Callable[[], None]) -> None:
         sid = "" if sid is None else str(sid)
         if not sid or sid in self.clients or sid in self._lingering:
-            log.error("sid_generator gave an empty or already used session id: %r", sid)
+            # Never the id itself: a session id is the credential of its session.
+            log.error("sid_generator gave an empty or already used session id")
             fail()
             return
         then(sid)
@@ -433,6 +532,9 @@ class EngineServer:
     def _open_polling(self, req: Request, conn: HttpConnection, sid: str) -> None:
         if not conn.is_open:
             return  # gone while sid_generator ran
+        if self._closing:
+            self._refuse_closing(req, conn)
+            return
         transport = PollingTransport()
         sock = EngineSocket(self, sid, transport, req, request_protocol(req))
         self.clients[sid] = sock
@@ -472,6 +574,10 @@ class EngineServer:
         if error is not None:
             conn.abort_upgrade(error[1] or ERROR_MESSAGES[error[0]])
             return
+        if self._closing:
+            conn._upgrade_tail = None
+            self._refuse_closing(req, conn)
+            return
         sid = req.query.get("sid")
         if sid:
             sock = self.clients[sid]
@@ -510,6 +616,10 @@ class EngineServer:
     def _upgrade_with_sid(self, req: Request, conn: HttpConnection, sid: str) -> None:
         if not conn.is_open:
             return  # gone while sid_generator ran
+        if self._closing:
+            conn._upgrade_tail = None
+            self._refuse_closing(req, conn)
+            return
         protocol = request_protocol(req)
         listener = self._ws_transport(
             protocol, req, lambda ws: self._on_ws_open(req, ws, sid, protocol)
@@ -517,8 +627,8 @@ class EngineServer:
         self._hand_over(req, conn, listener, sid)
 
     def _on_ws_open(self, req: Request, ws: WebSocketTransport, sid: str, protocol: int) -> None:
-        if sid in self.clients or sid in self._lingering:
-            ws.close()  # taken while the WebSocket handshake completed
+        if sid in self.clients or sid in self._lingering or self._closing:
+            ws.close()  # taken while the WebSocket handshake completed, or closing
             return
         sock = EngineSocket(self, sid, ws, req, protocol)
         self.clients[sid] = sock
