@@ -41,9 +41,8 @@ WARMUP = min(3000, CYCLES)
 CONCURRENCY = 40
 # Bounds after the cycles, against the level after the warm-up: a few descriptors of slack
 # (the loop's own) and allocator slack (pymalloc keeps arenas that still hold live blocks).
-# Before each measure, every deadline the cycles armed comes and goes: until then the timers'
-# buckets hold what they were given (a closed session until its next heartbeat deadline, at
-# most ping_interval; the husk of an HTTP connection until its request timeout). Short ones here.
+# Before each measure, every heartbeat deadline the cycles armed comes and goes: until then the
+# heartbeat's buckets hold a closed session's objects (up to ping_interval, short here).
 DEADLINES = 1.3
 FD_SLACK = 4
 # Python's heap is checked tightly (allocated blocks: a leak of one object per cycle is 5,000);

@@ -321,3 +321,19 @@ async def test_half_open_connections_are_reaped_by_the_heartbeat(slow_server, ki
         assert refs
     finally:
         silent.writer.transport.abort()
+
+
+async def test_the_timers_hold_no_connection_once_it_is_done(make_server):
+    """Every connection is armed on arrival (default timeouts: 10 s, 5 s); once upgraded or
+    closed, the timers let go of it at once rather than at its deadline."""
+    io, url = await make_server()
+    for _ in range(10):
+        async with await RawWebSocket.open(url) as ws:
+            assert (await ws.upgrade(eio_target("websocket"))).status == 101
+            await ws.recv_text()
+        async with await RawConnection.open(url) as conn:
+            conn.write(request("GET", "/nothing"))
+            assert (await conn.read_response()).status == 404
+    await wait_for(lambda: not io.engine.clients and not io.engine._http_connections)
+    assert not any(io.engine._http_timer._buckets.values())  # emptied buckets wait their time
+    assert "HttpConnection" not in server_objects(io)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from fastsio.engine.heartbeat import Heartbeat
-from fastsio.engine.http import Headers, HttpConnection, Request
+from fastsio.engine.http import Headers, HttpConnection, Request, Timeouts
 from fastsio.engine.options import (
     DEFAULT_CORS_METHODS,
     Compression,
@@ -179,12 +179,9 @@ class EngineServer:
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
         self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))
-        # The HTTP front's request and keep-alive deadlines: the same bucketed timer, whose
-        # entries are HttpConnections (see fastsio.engine.http).
-        http_timeouts = [t for t in (http_request_timeout, http_keep_alive_timeout) if t]
-        self._http_timer = Heartbeat(
-            Heartbeat.tick_for(min(http_timeouts), min(http_timeouts)) if http_timeouts else 1.0
-        )
+        # The HTTP front's request and keep-alive deadlines (fastsio.engine.http).
+        self._http_timer = Timeouts(Timeouts.tick_for(http_request_timeout,
+                                                      http_keep_alive_timeout))
         self._closing = False  # close() has begun: no new session is accepted
         self._draining: list[WebSocketTransport] = []
         self._flusher = Flusher(write_buffer_high_water, max_queued_bytes)
