@@ -7,9 +7,11 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastsio._core import sio_packet
+from fastsio.adapter import BroadcastOptions
 from fastsio.broadcast import BroadcastOperator, RemoteSocket
 from fastsio.exceptions import ConnectionRefused
 from fastsio.socket import Socket, ack_result
@@ -396,13 +398,9 @@ class _ParentOperator(BroadcastOperator):
 
     def __init__(self, parent: ParentNamespace, opts: Any = None) -> None:
         self._parent = parent
-        from fastsio.adapter import BroadcastOptions
-
         super().__init__(None, opts if opts is not None else BroadcastOptions())  # type: ignore[arg-type]
 
     def _with(self, **changes: Any) -> BroadcastOperator:
-        from dataclasses import replace
-
         return _ParentOperator(self._parent, replace(self._opts, **changes))
 
     def emit(self, event: str, *args: Any) -> None:
