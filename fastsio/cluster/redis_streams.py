@@ -956,7 +956,12 @@ class RedisStreamsAdapter(Adapter):
     # -- requests ----------------------------------------------------------------------------
     async def _request(self, type_: int, data: dict[str, Any], responses: list[Any],
                        timeout: float | None) -> list[Any]:
-        expected = await self.server_count() - 1
+        try:
+            expected = await self._server_count() - 1
+        except (OSError, aioredis.RedisError) as exc:
+            # Whom to wait for is unknown: fail now, with what this node has.
+            raise AckTimeout(f"the cluster is unreachable ({exc})",
+                             responses=list(responses)) from None
         if expected <= 0:
             return responses
         request_id = wire.random_id()
