@@ -12,8 +12,8 @@ from aiohttp import web
 
 import fastsio
 import fastsio.admin
+from tests.browser import Browser
 
-from .browser import chromium_page
 from .node import REPO
 
 UI_DIST = REPO / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"
@@ -72,8 +72,11 @@ async def test_the_dashboard_lists_the_sockets_and_disconnects_one(
     stays_id = (await stays.connected())["id"]
     goes_id = (await goes.connected())["id"]
 
-    async with chromium_page() as page:
-        await page.goto(ui_origin + "/")
+    # The UI links fonts and icons from CDNs: no name resolves here but loopback's.
+    async with Browser.launch(
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+    ) as browser:
+        page = await browser.new_page(ui_origin + "/")
         # No saved server yet: the connection dialog asks for one, and for the credentials.
         await page.wait_for("document.querySelectorAll('.v-dialog input').length >= 3")
         await page.evaluate(set_input(0, url))
