@@ -156,7 +156,7 @@ class _Instrumentation:
         self.events = _EventBuffer()
         self.ticking = False
         self.admin: Namespace = io.of(namespace_name)
-        self._watched: set[int] = set()  # ids of the handler owners already watched
+        self._watched: set[object] = set()  # the handler owners already listened to
         # Sessions handed out by the login (the UI sends one back to reconnect), and those
         # that a socket still has to be told once connected.
         self.sessions: set[str] = set()
@@ -348,8 +348,8 @@ class _Instrumentation:
         name = nsp.name
         owner: Namespace | ParentNamespace = nsp.parent if nsp.parent is not None else nsp
         # Children of a dynamic namespace share its handlers: listen there once.
-        if id(owner) not in self._watched:
-            self._watched.add(id(owner))
+        if owner not in self._watched:
+            self._watched.add(owner)
             owner.on("connection", self._on_socket_connected)
             owner.on("disconnect", self._on_socket_disconnected)
 
@@ -430,7 +430,10 @@ class _Instrumentation:
     async def _tick(self) -> None:
         try:
             while True:
-                self._emit_stats()
+                try:
+                    self._emit_stats()
+                except Exception:
+                    log.exception("admin UI: could not send the server's figures")
                 await asyncio.sleep(STATS_INTERVAL)
         finally:
             # Cancelled by io.close(): the next connection after a restart starts it again.
