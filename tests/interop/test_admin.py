@@ -252,12 +252,16 @@ async def test_basic_auth_with_a_bcryptjs_hash_and_sessions(make_server, js_clie
     io, url = await make_server()
     fastsio.instrument(io, auth={"type": "basic", "username": USER, "password": bcryptjs_hash})
 
-    for creds in ({"username": USER, "password": "wrong"},
-                  {"username": "root", "password": PASSWORD},
-                  {"sessionId": "0123456789abcdef"},
-                  {}):
-        refused = await js_client(url, "/admin", transports=["websocket"], auth=creds)
-        assert (await refused.connect_error())["message"] == "invalid credentials"
+    async def refused(creds):
+        client = await js_client(url, "/admin", transports=["websocket"], auth=creds)
+        return (await client.connect_error())["message"]
+
+    assert await asyncio.gather(
+        refused({"username": USER, "password": "wrong"}),
+        refused({"username": "root", "password": PASSWORD}),
+        refused({"sessionId": "0123456789abcdef"}),
+        refused({}),
+    ) == ["invalid credentials"] * 4
 
     admin = await js_client(url, "/admin", transports=["websocket"],
                             auth={"username": USER, "password": PASSWORD})
