@@ -179,6 +179,9 @@ class EngineServer:
         # Set in each worker of ``fastsio run --workers N`` (see fastsio.workers), before any
         # connection: every HttpConnection made afterwards asks it about other workers' sids.
         self.router: Router | None = None
+        # Called with the session once it has moved to a WebSocket (the official socket's
+        # "upgrade" event), for whoever watches the engine; None costs nothing.
+        self.on_upgrade: Callable[[EngineSocket], None] | None = None
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
         self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))
