@@ -65,6 +65,11 @@ async def test_development_mode_lists_sockets_and_streams_their_events(make_serv
     chat = io.of("/chat")
     arrivals = connections(io)
 
+    @chat.on("connection")
+    def tag(socket):  # registered after instrument(): the UI still sees what it does
+        socket.data["name"] = socket.handshake.auth.get("name")
+        socket.join("team")
+
     @io.on("hello")
     def hello(socket, *args):
         socket.join("lobby")
@@ -101,11 +106,14 @@ async def test_development_mode_lists_sockets_and_streams_their_events(make_serv
     assert [s["nsp"] for s in sockets].count("/admin") == 1
 
     # A socket that arrives now is announced, then everything it does.
-    late = await js_client(url, "/chat", transports=["polling", "websocket"])
+    late = await js_client(url, "/chat", transports=["polling", "websocket"],
+                           auth={"name": "late"})
     late_id = (await late.connected())["id"]
     connected, when = await event_where(admin, "socket_connected",
                                         lambda args: args[0]["nsp"] == "/chat")
     assert connected["id"] == late_id and connected["nsp"] == "/chat"
+    assert connected["data"] == {"name": "late"}
+    assert sorted(connected["rooms"]) == sorted([late_id, "team"])
     assert ISO_DATE.match(when)
     await late.next("upgrade")
     if connected["transport"] == "polling":
