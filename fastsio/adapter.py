@@ -81,7 +81,7 @@ class Adapter:
 
     def update_delivery(self, sid: str) -> None:
         """Choose how broadcasts reach local socket ``sid``: straight into its session's outbox
-        from the room index (no Python per recipient), or through :meth:`_deliver` when the
+        from the room index (no Python per recipient), or through :meth:`_send_slow` when the
         socket has outgoing listeners or speaks Engine.IO 3. Called when it joins its first
         room and when its outgoing listeners change."""
         sock = self.nsp.sockets.get(sid)
@@ -142,9 +142,9 @@ class Adapter:
         else:
             slow = self.index.send_to(sids, packet, opts.volatile)
         if slow:
-            self._deliver(slow, data, packet, opts.volatile)
+            self._send_slow(slow, data, packet, opts.volatile)
 
-    def _deliver(
+    def _send_slow(
         self, sids: list[str], data: list[Any], packet: sio_packet.Encoded, volatile: bool
     ) -> None:
         """The slow path of a broadcast, one socket at a time (outgoing listeners, Engine.IO 3,
