@@ -8,6 +8,7 @@ socket lives in this process.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from fastsio.socket import Socket
 
 Room = Hashable
+RoomListener = Callable[[Room, str], None]
+logger = logging.getLogger("fastsio.adapter")
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,49 @@ class Adapter:
         self.log: PacketLog | None = None
         self._sessions: dict[str, tuple[Session, float, asyncio.TimerHandle]] = {}
         self.max_disconnection_duration = 0.0
+        # "join-room"/"leave-room" listeners (see on()); None until the first, so that rooms
+        # nobody watches cost one check per change.
+        self._room_listeners: dict[str, list[RoomListener]] | None = None
         if recovery is not None:
             self.log = PacketLog(int(recovery["max_packets"]), int(recovery["max_bytes"]))
             self.max_disconnection_duration = float(recovery["max_disconnection_duration"])
 
     # -- rooms -------------------------------------------------------------------------------
+    def on(self, event: str, listener: RoomListener) -> RoomListener:
+        """Call ``listener(room, sid)`` each time a socket joins a room it was not in
+        (``"join-room"``) or leaves one it was in (``"leave-room"``), disconnects included:
+        the official adapter's events of those names."""
+        if event not in ("join-room", "leave-room"):
+            raise ValueError(f'unknown adapter event "{event}" (join-room or leave-room)')
+        if self._room_listeners is None:
+            self._room_listeners = {}
+        self._room_listeners.setdefault(event, []).append(listener)
+        return listener
+
+    def _notify_rooms(self, event: str, rooms: Iterable[Room], sid: str) -> None:
+        assert self._room_listeners is not None
+        listeners = self._room_listeners.get(event)
+        if not listeners:
+            return
+        for room in rooms:
+            for fn in list(listeners):
+                try:
+                    fn(room, sid)
+                except Exception:
+                    logger.exception("error in a %s listener", event)
+
     def add_all(self, sid: str, rooms: Iterable[Room]) -> None:
         """Put socket ``sid`` in ``rooms``."""
         known = self.index.has(sid)
-        self.index.add_all(sid, rooms)
+        if self._room_listeners is None:
+            self.index.add_all(sid, rooms)
+        else:
+            before = self.index.rooms_of(sid)
+            rooms = list(rooms)
+            self.index.add_all(sid, rooms)
+            self._notify_rooms(
+                "join-room", [r for r in dict.fromkeys(rooms) if r not in before], sid
+            )
         if not known:
             self.update_delivery(sid)
 
@@ -94,11 +131,22 @@ class Adapter:
 
     def delete(self, sid: str, room: Room) -> None:
         """Take socket ``sid`` out of ``room``."""
+        if self._room_listeners is None:
+            self.index.delete(sid, room)
+            return
+        was_in = room in self.index.rooms_of(sid)
         self.index.delete(sid, room)
+        if was_in:
+            self._notify_rooms("leave-room", (room,), sid)
 
     def delete_all(self, sid: str) -> None:
         """Take socket ``sid`` out of every room (it disconnected)."""
+        if self._room_listeners is None:
+            self.index.delete_all(sid)
+            return
+        rooms = self.index.rooms_of(sid)
         self.index.delete_all(sid)
+        self._notify_rooms("leave-room", rooms, sid)
 
     def socket_rooms(self, sid: str) -> set[Room]:
         """The rooms of socket ``sid`` on this node (a copy)."""

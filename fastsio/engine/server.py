@@ -176,6 +176,9 @@ class EngineServer:
         self.http_request_timeout = http_request_timeout
         self.http_keep_alive_timeout = http_keep_alive_timeout
         self.on_connection = on_connection
+        # Called with the session once it has moved to a WebSocket (the official socket's
+        # "upgrade" event), for whoever watches the engine; None costs nothing.
+        self.on_upgrade: Callable[[EngineSocket], None] | None = None
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
         self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))

@@ -283,6 +283,12 @@ class EngineSocket:
             ws.attach(self.outbox)
             if pending:
                 ws.send(pending)
+            on_upgrade = self.server.on_upgrade
+            if on_upgrade is not None:
+                try:
+                    on_upgrade(self)
+                except Exception:
+                    log.exception("error in the upgrade handler")
             if self.ready_state == "closing":
                 self._on_close("forced close")
         else:
