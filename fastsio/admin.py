@@ -370,7 +370,9 @@ class _Instrumentation:
             return  # a connection handler before this one disconnected it
         admin = self.admin
         nsp = sock.nsp
-        admin.emit("socket_connected", self._serialize(nsp, sock), _timestamp())
+        # Announced once every connection handler has run, so that what they put in
+        # socket.data and the rooms they joined are in it.
+        asyncio.get_running_loop().call_soon(self._announce, sock, _timestamp())
         if nsp is admin:
             return
         name = nsp.name
@@ -384,6 +386,10 @@ class _Instrumentation:
 
         sock.on_any(received)
         sock.on_any_outgoing(sent)
+
+    def _announce(self, sock: Socket, when: str) -> None:
+        if sock.connected:
+            self.admin.emit("socket_connected", self._serialize(sock.nsp, sock), when)
 
     def _on_socket_disconnected(self, sock: Socket, reason: str) -> None:
         self.admin.emit("socket_disconnected", sock.nsp.name, sock.id, reason, _timestamp())

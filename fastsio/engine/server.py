@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from fastsio.engine.heartbeat import Heartbeat
-from fastsio.engine.http import Headers, HttpConnection, Request, Timeouts
+from fastsio.engine.http import Headers, HttpConnection, Request, Router, Timeouts
 from fastsio.engine.options import (
     DEFAULT_CORS_METHODS,
     Compression,
@@ -176,6 +176,9 @@ class EngineServer:
         self.http_request_timeout = http_request_timeout
         self.http_keep_alive_timeout = http_keep_alive_timeout
         self.on_connection = on_connection
+        # Set in each worker of ``fastsio run --workers N`` (see fastsio.workers), before any
+        # connection: every HttpConnection made afterwards asks it about other workers' sids.
+        self.router: Router | None = None
         # Called with the session once it has moved to a WebSocket (the official socket's
         # "upgrade" event), for whoever watches the engine; None costs nothing.
         self.on_upgrade: Callable[[EngineSocket], None] | None = None

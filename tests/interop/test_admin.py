@@ -65,6 +65,11 @@ async def test_development_mode_lists_sockets_and_streams_their_events(make_serv
     chat = io.of("/chat")
     arrivals = connections(io)
 
+    @chat.on("connection")
+    def tag(socket):  # registered after instrument(): the UI still sees what it does
+        socket.data["name"] = socket.handshake.auth.get("name")
+        socket.join("team")
+
     @io.on("hello")
     def hello(socket, *args):
         socket.join("lobby")
@@ -101,11 +106,14 @@ async def test_development_mode_lists_sockets_and_streams_their_events(make_serv
     assert [s["nsp"] for s in sockets].count("/admin") == 1
 
     # A socket that arrives now is announced, then everything it does.
-    late = await js_client(url, "/chat", transports=["polling", "websocket"])
+    late = await js_client(url, "/chat", transports=["polling", "websocket"],
+                           auth={"name": "late"})
     late_id = (await late.connected())["id"]
     connected, when = await event_where(admin, "socket_connected",
                                         lambda args: args[0]["nsp"] == "/chat")
     assert connected["id"] == late_id and connected["nsp"] == "/chat"
+    assert connected["data"] == {"name": "late"}
+    assert sorted(connected["rooms"]) == sorted([late_id, "team"])
     assert ISO_DATE.match(when)
     await late.next("upgrade")
     if connected["transport"] == "polling":
@@ -292,3 +300,28 @@ def test_instrument_checks_its_options():
         fastsio.instrument(io, auth={"type": "oauth", "username": "a", "password": "b"})
     with pytest.raises(TypeError):
         fastsio.instrument(io)  # type: ignore[call-arg]
+
+
+async def test_dynamic_namespaces_are_watched_once(make_server, js_client):
+    io, url = await make_server()
+    fastsio.instrument(io, auth=False)
+    io.of(re.compile(r"^/room-\d+$"))  # children share the parent's handlers
+    admin = await js_client(url, "/admin", transports=["websocket"])
+    await admin.connected()
+    await admin.event("all_sockets")
+
+    ids = {}
+    for name in ("/room-1", "/room-2", "/room-1"):
+        client = await js_client(url, name, transports=["websocket"])
+        ids[(await client.connected())["id"]] = name
+        client.emit("move", name)
+    for sid, name in ids.items():
+        nsp, _who, args, _ = await event_where(admin, "event_received", lambda a, s=sid: a[1] == s)
+        assert (nsp, args) == (name, ["move", name])
+    await wait_for(lambda: len(admin.events("socket_connected")) >= 4)  # the admin + 3
+    await asyncio.sleep(0.1)
+    connected = admin.events("socket_connected")
+    assert len(connected) == 4, connected  # once each, however many children share handlers
+    assert sorted(s["id"] for s, _ in connected[1:]) == sorted(ids)
+    assert {s["id"]: s["nsp"] for s, _ in connected[1:]} == ids
+    assert len(admin.events("event_received")) == 3

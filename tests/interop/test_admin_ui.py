@@ -41,6 +41,12 @@ async def ui_origin():
     await runner.cleanup()
 
 
+def connections(nsp):
+    queue: asyncio.Queue[fastsio.Socket] = asyncio.Queue()
+    nsp.on("connection", queue.put_nowait)
+    return queue
+
+
 def set_input(index: int, value: str) -> str:
     """JavaScript that types ``value`` into the connection dialog's ``index``-th text field."""
     return f"""(() => {{
@@ -113,3 +119,11 @@ async def test_the_dashboard_lists_the_sockets_and_disconnects_one(
         await page.wait_for(f"!!({row_of(stays_id)}) && !({row_of(goes_id)})")
         assert await page.evaluate(f"!!({row_of(stays_id)})")
         assert [s.id for s in io.sockets.sockets.values()] == [stays_id]
+
+        # A reload: the UI comes back with its saved server and session id, no password.
+        admins = connections(io.of("/admin"))
+        await page.evaluate("location.reload()")
+        admin = await asyncio.wait_for(admins.get(), 10)
+        assert set(admin.handshake.auth) == {"sessionId"}
+        await page.wait_for(f"!!({row_of(stays_id)})")
+        assert not await page.evaluate("!!document.querySelector('.v-dialog--active')")
