@@ -190,7 +190,7 @@ class EngineServer:
                                                       http_keep_alive_timeout))
         self._closing = False  # close() has begun: no new session is accepted
         self._draining: list[WebSocketTransport] = []
-        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes)
+        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes, asyncio.get_running_loop)
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._lingering: dict[str, tuple[PollingTransport, asyncio.TimerHandle]] = {}
