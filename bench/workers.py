@@ -247,13 +247,13 @@ def main() -> None:
         ("polling round trip p50, keep-alive (µs)", "keep_alive_rt_p50_us", "{:.0f}"),
         ("parent CPU per routed connection (µs)", "parent_cpu_us_per_conn", "{:.1f}"),
     ]
-    print("| median of %d rounds | %s |" % (args.repeat, " | ".join(MODES)))
+    print(f"| median of {args.repeat} rounds | {' | '.join(MODES)} |")
     print("|---|" + "---|" * len(MODES))
     for label, key, fmt in rows:
         cells = []
         for mode in MODES:
             vs = results[mode].get(key)
-            cells.append(fmt.format(statistics.median(vs)) if vs else "–")
+            cells.append(fmt.format(statistics.median(vs)) if vs else "-")
         print(f"| {label} | " + " | ".join(cells) + " |")
     print(json.dumps(results))
 
