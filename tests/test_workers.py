@@ -63,15 +63,19 @@ def test_workers_without_redis_refused() -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_unknown_target_is_one_clear_line() -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_unknown_target_is_one_clear_line(workers: str) -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "fastsio", "run", "tests.workers_app:nope", "--port", "0"],
+        [sys.executable, "-m", "fastsio", "run", "tests.workers_app:nope", "--port", "0",
+         "--workers", workers, "--no-shared-state"],
         cwd=REPO, capture_output=True, text=True, timeout=30,
     )
-    assert r.returncode == 1
-    assert r.stderr.strip().splitlines()[-1] == (
-        "fastsio: error: module 'tests.workers_app' has no attribute 'nope'"
-    )
+    assert r.returncode == 1, r.stderr
+    assert "fastsio: error: module 'tests.workers_app' has no attribute 'nope'" in r.stderr
+    assert "Traceback" not in r.stderr
+    if workers == "2":
+        # Every worker fails the same way: the command stops instead of restarting them.
+        assert "exited during startup (code 1): stopping" in r.stderr
 
 
 async def test_one_worker_is_the_server_itself() -> None:
