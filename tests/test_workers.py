@@ -190,8 +190,11 @@ def test_dead_worker_is_restarted() -> None:
         assert cmd.stop() == 0, cmd.log()
 
 
-def test_sigterm_stops_every_process_gracefully() -> None:
-    cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "3").started(2)
+@pytest.mark.parametrize("ctrl_c", [False, True], ids=["sigterm", "ctrl-c"])
+def test_stop_closes_every_process_gracefully(ctrl_c: bool) -> None:
+    cmd = Command(
+        "--workers", "2", "--no-shared-state", "--shutdown-timeout", "3", own_group=ctrl_c
+    ).started(2)
     pids = cmd.worker_pids()
     session = Polling(cmd.url)
     got: list[tuple[int, bytes]] = []
@@ -199,7 +202,7 @@ def test_sigterm_stops_every_process_gracefully() -> None:
     pending.start()
     time.sleep(0.3)  # the long-polling GET is waiting in its worker
     started = time.monotonic()
-    assert cmd.stop() == 0, cmd.log()
+    assert cmd.stop(ctrl_c=ctrl_c) == 0, cmd.log()
     assert time.monotonic() - started < 3 + 2
     pending.join(5)
     # The waiting GET got the close packet: the client knows the server went away.
