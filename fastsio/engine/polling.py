@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastsio._core import eio_packet
 from fastsio._core.errors import EnginePacketError
 from fastsio.engine import eio3
+from fastsio.engine.clientlog import slow_clients
 
 if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
@@ -124,8 +125,8 @@ class PollingTransport:
         sock = self.socket
         if sock is not None and self._queued > sock.server.max_queued_bytes and not self.closed:
             # A client that stopped polling must not grow memory without bound.
-            log.warning("polling client not reading: %d bytes queued, disconnecting",
-                        self._queued)
+            slow_clients.log("polling client not reading: %d bytes queued, disconnecting",
+                             self._queued)
             self._buffer = []
             self._queued = 0
             sock._on_error("write buffer limit exceeded")
