@@ -16,6 +16,7 @@ from fastsio._core import sio_packet
 from fastsio._core.eio_packet import ws_frame
 from fastsio._core.packetlog import PacketLog
 from fastsio._core.rooms import RoomIndex
+from fastsio.encoding import encode_fallback
 
 if TYPE_CHECKING:
     from fastsio.namespace import Namespace
@@ -109,7 +110,10 @@ class Adapter:
         self._write(data, None, opts)
 
     def _write(self, data: list[Any], ack_id: int | None, opts: BroadcastOptions) -> list[Socket]:
-        parts = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        try:
+            parts = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
+            parts = encode_fallback(self.nsp.server, sio_packet.EVENT, self.nsp.name, data, ack_id)
         if self.log is not None and ack_id is None and not opts.volatile:
             # One splice per broadcast: every recipient gets the same stamped bytes.
             _seq, parts = self.log.append(parts, opts.rooms, opts.except_rooms)
