@@ -61,7 +61,7 @@ def prepare(value: Any, default: JsonDefault, depth: int = 0) -> Any:
 
 def encode_fallback(
     server: Server, ptype: int, nsp: str, data: Any, ack_id: int | None
-) -> list[bytes]:
+) -> sio_packet.Encoded:
     """``sio_packet.encode`` for data it refused: through ``server.json_default``, or a clear
     ``TypeError`` naming the event."""
     default = server.json_default
