@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fastsio._core import sio_packet
 from fastsio._core.packetlog import PacketLog
 from fastsio._core.rooms import RoomIndex
+from fastsio.encoding import encode_fallback
 from fastsio.engine.timers import Timer, TimerWheel
 
 if TYPE_CHECKING:
@@ -202,7 +203,11 @@ class Adapter:
     ) -> None:
         """Encode once, stamp once (recovery), then queue the same packet for every target:
         ``sids`` when given (already computed), else the targets of ``opts``."""
-        packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        try:
+            packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
+            packet = encode_fallback(self.nsp.server, sio_packet.EVENT, self.nsp.name, data,
+                                     ack_id)
         if self.log is not None and ack_id is None and not opts.volatile:
             # One splice per broadcast: every recipient gets the same stamped bytes.
             _seq, parts = self.log.append(packet.parts, opts.rooms, opts.except_rooms)

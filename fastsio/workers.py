@@ -270,6 +270,11 @@ async def serve_worker(
     io.engine.sid_generator = router.make_sid(io.engine.sid_generator)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # What Server.start() does before listening: a cluster adapter connects (Redis) here.
+    for nsp in list(io._nsps.values()):
+        init = getattr(nsp.adapter, "init", None)
+        if init is not None:
+            await init()
     tune_garbage_collector()
     router.start(shutdown_timeout)
     log.info("worker %d (pid %d) serving", index, os.getpid())

@@ -398,6 +398,9 @@ class HttpConnection(asyncio.Protocol):
             self.remote_address,
         )
         req.secure = self.secure
+        proxies = self.server.trusted_proxies
+        if proxies is not None:
+            proxies.apply(req)
         return req
 
     def _next(self) -> None:

@@ -18,6 +18,7 @@ from fastsio.engine.options import (
     Cookie,
     Cors,
     CorsOrigins,
+    TrustedProxies,
 )
 from fastsio.engine.polling import PollingTransport
 from fastsio.engine.socket import EngineSocket
@@ -118,6 +119,7 @@ class EngineServer:
         max_header_count: int = 100,
         http_request_timeout: float | None = 10.0,
         http_keep_alive_timeout: float | None = 5.0,
+        trusted_proxies: bool | str | Iterable[str] | None = None,
         on_connection: Callable[[EngineSocket], None] | None = None,
         http_handler: HttpHandler | None = None,
     ) -> None:
@@ -175,6 +177,10 @@ class EngineServer:
                 raise ValueError(f"{name} must be a positive number of seconds, or None")
         self.http_request_timeout = http_request_timeout
         self.http_keep_alive_timeout = http_keep_alive_timeout
+        # X-Forwarded-For / -Proto from these peers set each request's address and secure.
+        self.trusted_proxies = (
+            TrustedProxies(trusted_proxies) if trusted_proxies not in (None, False) else None
+        )
         self.on_connection = on_connection
         # Set in each worker of ``fastsio run --workers N`` (see fastsio.workers), before any
         # connection: every HttpConnection made afterwards asks it about other workers' sids.
