@@ -18,6 +18,8 @@ from fastsio._core.packetlog import PacketLog
 from fastsio._core.rooms import RoomIndex
 from fastsio.encoding import encode_fallback
 from fastsio.engine.timers import Timer, TimerWheel
+from fastsio.stats import counted
+from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
     from fastsio.namespace import Namespace
@@ -212,6 +214,13 @@ class Adapter:
             # One splice per broadcast: every recipient gets the same stamped bytes.
             _seq, parts = self.log.append(packet.parts, opts.rooms, opts.except_rooms)
             packet = sio_packet.Encoded(parts)
+        server = self.nsp.server
+        if server._packets is not None or _trace.socket:
+            # Counting the targets costs a second pass: only when someone looks.
+            n = len(sids if sids is not None else self.index.targets(opts.rooms,
+                                                                     opts.except_rooms))
+            counted(server, f"{self.nsp.name} rooms={sorted(map(str, opts.rooms))}"
+                    f" except={sorted(map(str, opts.except_rooms))}", packet, n)
         if sids is None:
             slow = self.index.fanout(opts.rooms, opts.except_rooms, packet, opts.volatile)
         else:

@@ -25,6 +25,9 @@ from urllib.parse import parse_qsl, unquote
 
 import httptools
 
+from fastsio import trace
+from fastsio.trace import flags as _trace
+
 if TYPE_CHECKING:
     from fastsio.engine.server import EngineServer
     from fastsio.engine.timers import Timer
@@ -423,6 +426,9 @@ class HttpConnection(asyncio.Protocol):
         close: bool = False,
     ) -> None:
         """Write the response to ``req`` and move on to the next queued request."""
+        if _trace.http:
+            trace.HTTP.debug("%s %s %s -> %d (%d bytes)", self.remote_address, req.method,
+                             req.url, status, len(body))
         self._on_lost = None
         if self._closed or self.transport is None:
             self._busy = False
