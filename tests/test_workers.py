@@ -165,6 +165,29 @@ def test_keep_alive_connection_shared_by_sessions(two_workers: Command) -> None:
         b.close()
 
 
+def test_garbage_and_silent_connections_leave_the_parent_serving(two_workers: Command) -> None:
+    port = two_workers.port
+    # Not HTTP: routed like any connection, refused by the worker's HTTP parser.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"\x00\xff\xfe not http at all\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 400 ")
+    # A request line over what the parent reads before routing (16 KiB): still answered.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 400 ")
+    # Gone before sending anything, or halfway through the request line.
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /socket.io/?EIO=4&transport=pol")
+    # A forged session id: the worker it names says the session is unknown.
+    status, body = fetch(f"{two_workers.url}{EIO}&sid={TAGS[1]}{'x' * 20}")
+    assert status == 400 and orjson.loads(body)["code"] == 1
+    status, body = fetch(f"{two_workers.url}{EIO}&sid=%25%00")
+    assert status == 400
+    assert Polling(two_workers.url).call("whoami")[0] in two_workers.worker_pids().values()
+    assert not any("Traceback" in line for line in two_workers.lines), two_workers.log()
+
+
 # -- the processes -----------------------------------------------------------------------------
 def test_dead_worker_is_restarted_and_gets_the_new_sessions() -> None:
     cmd = Command("--workers", "2", "--no-shared-state", env={"WORKERS_APP_PING": "20"})
