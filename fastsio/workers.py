@@ -759,4 +759,12 @@ def run_supervisor(supervisor: Supervisor) -> int:
     return result[0] if result else 1
 
 
-__all__ = ["MAX_WORKERS", "TAGS", "Supervisor", "run_supervisor", "sid_worker", "worker_main"]
+__all__ = [
+    "MAX_WORKERS",
+    "TAGS",
+    "Supervisor",
+    "WorkerRouter",
+    "run_supervisor",
+    "sid_worker",
+    "worker_main",
+]

@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 import fastsio
-from fastsio.workers import TAGS
+from fastsio.workers import TAGS, WorkerRouter
 
 from . import rawclient
 from .conftest import wait_for
@@ -290,3 +290,29 @@ async def test_set_adapter_replaces_every_namespace_adapter(make_server: Any) ->
         with pytest.raises(RuntimeError, match="after clients connected"):
             io.set_adapter(fastsio.Adapter)
     assert isinstance(io.sockets.adapter, Recording)
+
+
+# -- a worker's session ids --------------------------------------------------------------------
+async def test_worker_sids_start_with_its_tag() -> None:
+    io = fastsio.Server(sid_generator=lambda req: "custom")
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        router = WorkerRouter(io.engine, a, 3, 4, lambda: None)
+        plain = router.make_sid(None)(None)
+        assert plain[0] == TAGS[3] and len(plain) == 21
+        # The application's own generator, sync or async, keeps its ids after the tag.
+        assert router.make_sid(io.engine.sid_generator)(None) == TAGS[3] + "custom"
+
+        async def later(req: Any) -> str:
+            return "later"
+
+        assert await router.make_sid(later)(None) == TAGS[3] + "later"
+        # Another worker's session, by its tag; not ours, nor a tag no worker has.
+        assert router.foreign(f"/socket.io/?EIO=4&transport=polling&sid={TAGS[0]}xyz".encode())
+        assert not router.foreign(f"/socket.io/?EIO=4&sid={TAGS[3]}xyz".encode())
+        assert not router.foreign(f"/socket.io/?EIO=4&sid={TAGS[4]}xyz".encode())
+        assert not router.foreign(b"/socket.io/?EIO=4&transport=polling")
+        assert not router.foreign(f"/socket.io/?EIO=4&nosid={TAGS[0]}".encode())
+    finally:
+        a.close()
+        b.close()
