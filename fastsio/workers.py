@@ -31,6 +31,7 @@ import contextlib
 import inspect
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -62,6 +63,8 @@ FIRST_READ = 16384
 # Connections the parent holds while waiting for their request line (slowloris bound).
 HEAD_TIMEOUT = 10.0
 MAX_PENDING_HEADS = 10_000
+# After accept() fails (out of file descriptors), how long the parent waits before trying again.
+ACCEPT_PAUSE = 0.1
 # Connections queued for a worker whose control socket is full.
 MAX_BACKLOG = 4096
 # Past the workers' shutdown timeout, how long the parent waits before killing them.
@@ -392,6 +395,7 @@ class Supervisor:
         self._announced = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweep: asyncio.TimerHandle | None = None
+        self._accept_warned = -math.inf
         self.routed = 0  # connections passed to a worker
         self.handed_back = 0  # of which a worker gave back (another worker's session)
 
@@ -608,8 +612,16 @@ class Supervisor:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                # EMFILE and friends: the connection stays in the backlog for the next round.
-                log.warning("accept failed: %s", exc)
+                # EMFILE and friends: the connection stays in the backlog. The listener stays
+                # readable, so pause a moment instead of spinning on it.
+                loop = asyncio.get_running_loop()
+                if loop.time() - self._accept_warned > 5.0:
+                    self._accept_warned = loop.time()
+                    log.warning("accept failed: %s; pausing accepting (%.1f s at a time)",
+                                exc, ACCEPT_PAUSE)
+                loop.remove_reader(listener.fileno())
+                self._accepting = False
+                loop.call_later(ACCEPT_PAUSE, self._start_accepting)
                 return
             sock.setblocking(False)
             self._read_head(sock, b"")

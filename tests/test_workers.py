@@ -36,6 +36,7 @@ from .workers_helpers import (
     Command,
     KeepAlive,
     Polling,
+    cpu_seconds,
     fetch,
     packets,
     pid_gone,
@@ -205,7 +206,9 @@ def test_garbage_and_silent_connections_leave_the_parent_serving(two_workers: Co
 
 # -- the processes -----------------------------------------------------------------------------
 def test_dead_worker_is_restarted_and_gets_the_new_sessions() -> None:
-    cmd = Command("--workers", "2", "--no-shared-state", env={"WORKERS_APP_PING": "20"})
+    # (Its polling sessions stop polling: a short graceful close at the end.)
+    cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "0.3",
+                  env={"WORKERS_APP_PING": "20"})
     cmd.started(2)
     try:
         old = cmd.worker_pids()
@@ -253,6 +256,34 @@ def test_stop_closes_every_process_gracefully(ctrl_c: bool) -> None:
     assert "fastsio: all workers stopped" in cmd.log()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", cmd.port), timeout=2).close()
+
+
+def test_out_of_file_descriptors_pauses_accepting_then_serves() -> None:
+    entry = ["sh", "-c", 'ulimit -n 64 && exec "$0" "$@"', sys.executable, "-m", "fastsio"]
+    cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "0.3",
+                  entry=entry).started(2)
+    held: list[socket.socket] = []
+    try:
+        # Half a request line each: the parent holds them, waiting for the rest, until its
+        # descriptors run out.
+        for _ in range(80):
+            s = socket.create_connection(("127.0.0.1", cmd.port), timeout=5)
+            s.sendall(b"GET /socket.io/?EIO=4&transport=pol")
+            held.append(s)
+        cmd.wait_line(r"accept failed: \[Errno 24\] Too many open files; pausing accepting")
+        # It does not spin on the listener meanwhile.
+        before = cpu_seconds(cmd.proc.pid)
+        time.sleep(0.5)
+        assert cpu_seconds(cmd.proc.pid) - before < 0.2
+        for s in held:
+            s.close()
+        held = []
+        assert Polling(cmd.url).call("whoami")[0] in cmd.worker_pids().values()
+    finally:
+        for s in held:
+            s.close()
+        assert cmd.stop() == 0, cmd.log()
+    assert sum("accept failed" in line for line in cmd.lines) == 1, "warned once, not per retry"
 
 
 def test_worker_stuck_past_the_deadline_is_killed() -> None:
