@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import json
 import logging
@@ -42,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fastsio.engine.clientlog import ClientErrors
 from fastsio.engine.http import HAND_BACK_MAX, HttpConnection
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from fastsio.server import Server
 
 log = logging.getLogger("fastsio.workers")
+_accept_failures = ClientErrors(log, level=logging.WARNING)
 
 # A worker's tag is the first character of its session ids: its index in this alphabet.
 TAGS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -608,8 +611,11 @@ class Supervisor:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                # EMFILE and friends: the connection stays in the backlog for the next round.
-                log.warning("accept failed: %s", exc)
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue  # the client gave up before it was accepted: its business
+                # EMFILE and friends: the connection stays in the backlog for the next round
+                # (said once a minute at most: a flood of clients keeps it coming).
+                _accept_failures.log("accept failed: %s", exc)
                 return
             sock.setblocking(False)
             self._read_head(sock, b"")
