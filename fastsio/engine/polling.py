@@ -33,6 +33,7 @@ class PollingTransport:
         "_buffer",
         "_flush_scheduled",
         "_get",
+        "_noop_owed",
         "_queued",
         "_should_close",
         "closed",
@@ -45,6 +46,9 @@ class PollingTransport:
         self._get: tuple[HttpConnection, Request] | None = None
         self._buffer: list[tuple[bytes, bool]] = []
         self._should_close = False
+        # The client closed (close packet in a POST) while no GET of its waited: the GET it may
+        # have sent with that POST is still owed its noop (see shutdown).
+        self._noop_owed = False
         self._flush_scheduled = False
         self._queued = 0  # bytes in _buffer
 
@@ -227,6 +231,14 @@ class PollingTransport:
         packets = self._buffer
         self._buffer = []
         if get is None:
+            if noop:
+                # A client's GET and POST travel on different connections and may arrive in
+                # either order: the GET sent along with the POST that closed gets the answer it
+                # would have had if it had come first (what is buffered, then a noop), and the
+                # server keeps the sid reachable for that one GET (EngineServer._remove).
+                packets.append(_NOOP)
+                self._buffer = packets
+                self._noop_owed = True
             return
         self._get = None
         conn, req = get
