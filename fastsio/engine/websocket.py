@@ -240,6 +240,11 @@ class WebSocketTransport(WSListener):
                 self._deliver(data, binary)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        underlying = transport.underlying_transport
+        if not underlying.is_closing():
+            # As HttpConnection.connection_lost: asyncio's TLS transport before Python 3.11
+            # counts itself unclosed unless its owner closes it, even after the peer has gone.
+            underlying.close()
         self.writable = False
         self._out = None
         if not self.closed:
