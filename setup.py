@@ -9,7 +9,7 @@ from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTSIO_BUILD", "release") == "debug"
 
-MODULES = ["errors", "eio_packet", "sio_packet", "rooms", "packetlog"]
+MODULES = ["errors", "eio_packet", "sio_packet", "outbox", "rooms", "packetlog"]
 
 directives = {
     "language_level": "3",

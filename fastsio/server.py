@@ -256,6 +256,17 @@ class Server(_Emitting):
         for fn in list(self._server_handlers.get(event, ())):
             self._call(fn, args)
 
+    def set_adapter(self, adapter: AdapterFactory) -> None:
+        """Use ``adapter`` (the same kind of factory as ``Server(adapter=...)``) from now on:
+        the namespaces that exist get a new adapter made by it (the official ``io.adapter()``).
+        Call it before the server has clients; ``fastsio run --redis`` does it in each worker."""
+        if any(nsp.sockets for nsp in self._nsps.values()):
+            raise RuntimeError("set_adapter() after clients connected")
+        self._adapter_factory = adapter
+        for nsp in self._nsps.values():
+            nsp.adapter.close()
+            nsp.adapter = adapter(nsp, self.recovery)
+
     async def server_side_emit(self, event: str, *args: Any) -> None:
         """Send ``event`` to the other nodes of the cluster (none with the in-memory adapter)."""
         await self.sockets.server_side_emit(event, *args)

@@ -210,12 +210,11 @@ class Socket:
             if ack_id is not None:
                 del self._acks[ack_id]
             return None
-        parts = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
-        self.client.write(parts)
+        conn.send_encoded(sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id))
         return ack_id
 
     def _send_packet(self, ptype: int, data: Any = None, ack_id: int | None = None) -> None:
-        self.client.write(sio_packet.encode(ptype, self.nsp.name, data, ack_id))
+        self.client.conn.send_encoded(sio_packet.encode(ptype, self.nsp.name, data, ack_id))
 
     def timeout(self, seconds: float) -> SocketEmitter:
         """Emit with an ack deadline: ``await socket.timeout(5).emit_with_ack(...)``."""
@@ -310,11 +309,13 @@ class Socket:
     def on_any_outgoing(self, handler: Handler) -> Handler:
         """Call ``handler(event, *args)`` for every outgoing event (broadcasts included)."""
         self._out_any = [*(self._out_any or []), handler]
+        self.nsp.adapter.update_delivery(self.id)
         return handler
 
     def prepend_any_outgoing(self, handler: Handler) -> Handler:
         """Like :meth:`on_any_outgoing`, called before the others."""
         self._out_any = [handler, *(self._out_any or [])]
+        self.nsp.adapter.update_delivery(self.id)
         return handler
 
     def off_any_outgoing(self, handler: Handler | None = None) -> None:
@@ -324,6 +325,7 @@ class Socket:
         else:
             rest = [h for h in self._out_any if h is not handler]
             self._out_any = rest or None
+        self.nsp.adapter.update_delivery(self.id)
 
     def listeners_any_outgoing(self) -> list[Handler]:
         """The outgoing catch-all listeners, in call order."""

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from fastsio.engine.heartbeat import Heartbeat
-from fastsio.engine.http import Headers, HttpConnection, Request, Timeouts
+from fastsio.engine.http import Headers, HttpConnection, Request, Router, Timeouts
 from fastsio.engine.options import (
     DEFAULT_CORS_METHODS,
     Compression,
@@ -176,6 +176,12 @@ class EngineServer:
         self.http_request_timeout = http_request_timeout
         self.http_keep_alive_timeout = http_keep_alive_timeout
         self.on_connection = on_connection
+        # Set in each worker of ``fastsio run --workers N`` (see fastsio.workers), before any
+        # connection: every HttpConnection made afterwards asks it about other workers' sids.
+        self.router: Router | None = None
+        # Called with the session once it has moved to a WebSocket (the official socket's
+        # "upgrade" event), for whoever watches the engine; None costs nothing.
+        self.on_upgrade: Callable[[EngineSocket], None] | None = None
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
         self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))
@@ -184,7 +190,7 @@ class EngineServer:
                                                       http_keep_alive_timeout))
         self._closing = False  # close() has begun: no new session is accepted
         self._draining: list[WebSocketTransport] = []
-        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes)
+        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes, asyncio.get_running_loop)
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._lingering: dict[str, tuple[PollingTransport, asyncio.TimerHandle]] = {}
@@ -293,7 +299,7 @@ class EngineServer:
             del self.clients[sock.sid]
         transport = sock.transport
         if isinstance(transport, PollingTransport) and (
-            transport._should_close or transport._noop_owed
+            transport._should_close or transport._owed is not None
         ):
             # The close packet (or the noop owed to a GET that raced the client's close) waits
             # for the client's next GET: keep the sid reachable briefly.
