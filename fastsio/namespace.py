@@ -209,11 +209,14 @@ class Namespace(_Emitting):
                 log.exception("error while restoring a session")
         if client.conn.closed:
             return
+        stats = self.server._stats
         if session is None:
+            stats.recoveries_failed += 1
             sock = Socket(self, client, secrets.token_urlsafe(15), client.handshake(auth))
             sock.pid = secrets.token_urlsafe(16)
             self._connect_fresh(client, sock)
             return
+        stats.recoveries_ok += 1
         sock = Socket(self, client, session.sid, client.handshake(auth))
         sock.pid = session.pid
         sock.data = session.data
@@ -327,7 +330,10 @@ class Namespace(_Emitting):
             ack = sock._make_ack(ack_id)  # type: ignore[arg-type]
 
             def on_result(value: Any) -> None:
-                ack(*ack_result(value))
+                try:
+                    ack(*ack_result(value))
+                except TypeError as exc:
+                    raise TypeError(f"the return value of event {event!r}: {exc}") from None
 
         for fn in list(self._handlers.get(event, ())):
             server._call(fn, (sock, *args), None if ack_sent else on_result)

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from fastsio._core import sio_packet
 from fastsio.adapter import BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, _as_rooms, check_event
+from fastsio.encoding import encode_fallback
 from fastsio.exceptions import AckTimeout, Disconnected
+from fastsio.stats import counted
+from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
     from fastsio.client import Client
@@ -210,11 +213,31 @@ class Socket:
             if ack_id is not None:
                 del self._acks[ack_id]
             return None
-        conn.send_encoded(sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id))
+        try:
+            packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
+            try:
+                packet = encode_fallback(self.nsp.server, sio_packet.EVENT, self.nsp.name, data,
+                                         ack_id)
+            except TypeError:
+                if ack_id is not None:
+                    del self._acks[ack_id]
+                raise
+        server = self.nsp.server
+        if server._packets is not None or _trace.socket:  # off: two tests, no call
+            counted(server, self.id, packet)
+        conn.send_encoded(packet)
         return ack_id
 
     def _send_packet(self, ptype: int, data: Any = None, ack_id: int | None = None) -> None:
-        self.client.conn.send_encoded(sio_packet.encode(ptype, self.nsp.name, data, ack_id))
+        try:
+            packet = sio_packet.encode(ptype, self.nsp.name, data, ack_id)
+        except TypeError:
+            packet = encode_fallback(self.nsp.server, ptype, self.nsp.name, data, ack_id)
+        server = self.nsp.server
+        if server._packets is not None or _trace.socket:
+            counted(server, self.id, packet)
+        self.client.conn.send_encoded(packet)
 
     def timeout(self, seconds: float) -> SocketEmitter:
         """Emit with an ack deadline: ``await socket.timeout(5).emit_with_ack(...)``."""
@@ -360,6 +383,7 @@ class Socket:
     def _on_close(self, reason: str, description: Any = None) -> None:
         if not self.connected:
             return
+        self.nsp.server._stats.disconnected(reason)
         self.nsp._dispatch_disconnect(self, "disconnecting", reason, description)
         adapter = self.nsp.adapter
         if self.pid is not None and reason in RECOVERABLE_REASONS:
