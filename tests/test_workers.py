@@ -78,6 +78,21 @@ def test_unknown_target_is_one_clear_line(workers: str) -> None:
         assert "exited during startup (code 1): stopping" in r.stderr
 
 
+def test_port_in_use_is_one_clear_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            [sys.executable, "-m", "fastsio", "run", APP, "--host", "127.0.0.1", "--port",
+             str(port), "--workers", "2", "--no-shared-state"],
+            cwd=REPO, capture_output=True, text=True, timeout=30,
+        )
+    assert r.returncode == 1, r.stderr
+    assert f"fastsio: error: cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr and "worker 0 started" not in r.stderr
+
+
 async def test_one_worker_is_the_server_itself() -> None:
     cmd = Command()
     try:
