@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import json
 import logging
-import math
 import os
 import re
 import secrets
@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fastsio.engine.clientlog import ClientErrors
 from fastsio.engine.http import HAND_BACK_MAX, HttpConnection
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from fastsio.server import Server
 
 log = logging.getLogger("fastsio.workers")
+_accept_failures = ClientErrors(log, level=logging.WARNING)
 
 # A worker's tag is the first character of its session ids: its index in this alphabet.
 TAGS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -395,7 +397,6 @@ class Supervisor:
         self._announced = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweep: asyncio.TimerHandle | None = None
-        self._accept_warned = -math.inf
         self.routed = 0  # connections passed to a worker
         self.handed_back = 0  # of which a worker gave back (another worker's session)
 
@@ -612,13 +613,14 @@ class Supervisor:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                # EMFILE and friends: the connection stays in the backlog. The listener stays
-                # readable, so pause a moment instead of spinning on it.
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue  # the client gave up before it was accepted: its business
+                # EMFILE and friends: the connection stays in the backlog, and the listener
+                # readable: pause a moment instead of spinning on it (said once a minute at
+                # most: a flood of clients keeps it coming).
+                _accept_failures.log("accept failed: %s; pausing accepting (%.1f s at a time)",
+                                     exc, ACCEPT_PAUSE)
                 loop = asyncio.get_running_loop()
-                if loop.time() - self._accept_warned > 5.0:
-                    self._accept_warned = loop.time()
-                    log.warning("accept failed: %s; pausing accepting (%.1f s at a time)",
-                                exc, ACCEPT_PAUSE)
                 loop.remove_reader(listener.fileno())
                 self._accepting = False
                 loop.call_later(ACCEPT_PAUSE, self._start_accepting)
