@@ -8,20 +8,26 @@ socket lives in this process.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastsio._core import sio_packet
-from fastsio._core.eio_packet import ws_frame
 from fastsio._core.packetlog import PacketLog
 from fastsio._core.rooms import RoomIndex
+from fastsio.encoding import encode_fallback
+from fastsio.engine.timers import Timer, TimerWheel
+from fastsio.stats import counted
+from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
     from fastsio.namespace import Namespace
     from fastsio.socket import Socket
 
 Room = Hashable
+RoomListener = Callable[[Room, str], None]
+logger = logging.getLogger("fastsio.adapter")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,25 @@ class Session:
     missed_packets: list[list[bytes]] = field(default_factory=list)
 
 
+class _Kept(Timer):
+    """A persisted session, which is also its own expiry in the server's timer wheel."""
+
+    __slots__ = ("session", "sessions")
+
+    def __init__(self, wheel: TimerWheel, session: Session, sessions: dict[str, _Kept]) -> None:
+        super().__init__(wheel, _never)
+        self.session = session
+        self.sessions = sessions
+
+    def fire(self) -> None:
+        if self.sessions.get(self.session.pid) is self:
+            del self.sessions[self.session.pid]
+
+
+def _never() -> None:  # pragma: no cover - _Kept overrides fire()
+    pass
+
+
 class Adapter:
     """In-memory adapter over the Cython room index.
 
@@ -66,8 +91,13 @@ class Adapter:
         self.nsp = nsp
         self.index = RoomIndex()
         self.log: PacketLog | None = None
-        self._sessions: dict[str, tuple[Session, float, asyncio.TimerHandle]] = {}
+        # pid -> the session, timed in the server's wheel to expire (loop time: ``.due``)
+        self._sessions: dict[str, _Kept] = {}
+        self._timers: TimerWheel | None = None
         self.max_disconnection_duration = 0.0
+        # "join-room"/"leave-room" listeners (see on()); None until the first, so that rooms
+        # nobody watches cost one check per change.
+        self._room_listeners: dict[str, list[RoomListener]] | None = None
         if recovery is not None:
             self.log = PacketLog(int(recovery["max_packets"]), int(recovery["max_bytes"]))
             self.max_disconnection_duration = float(recovery["max_disconnection_duration"])
@@ -86,17 +116,75 @@ class Adapter:
         still has to write and disconnects here."""
 
     # -- rooms -------------------------------------------------------------------------------
+    def on(self, event: str, listener: RoomListener) -> RoomListener:
+        """Call ``listener(room, sid)`` each time a socket joins a room it was not in
+        (``"join-room"``) or leaves one it was in (``"leave-room"``), disconnects included:
+        the official adapter's events of those names."""
+        if event not in ("join-room", "leave-room"):
+            raise ValueError(f'unknown adapter event "{event}" (join-room or leave-room)')
+        if self._room_listeners is None:
+            self._room_listeners = {}
+        self._room_listeners.setdefault(event, []).append(listener)
+        return listener
+
+    def _notify_rooms(self, event: str, rooms: Iterable[Room], sid: str) -> None:
+        assert self._room_listeners is not None
+        listeners = self._room_listeners.get(event)
+        if not listeners:
+            return
+        for room in rooms:
+            for fn in list(listeners):
+                try:
+                    fn(room, sid)
+                except Exception:
+                    logger.exception("error in a %s listener", event)
+
     def add_all(self, sid: str, rooms: Iterable[Room]) -> None:
         """Put socket ``sid`` in ``rooms``."""
-        self.index.add_all(sid, rooms)
+        known = self.index.has(sid)
+        if self._room_listeners is None:
+            self.index.add_all(sid, rooms)
+        else:
+            before = self.index.rooms_of(sid)
+            rooms = list(rooms)
+            self.index.add_all(sid, rooms)
+            self._notify_rooms(
+                "join-room", [r for r in dict.fromkeys(rooms) if r not in before], sid
+            )
+        if not known:
+            self.update_delivery(sid)
+
+    def update_delivery(self, sid: str) -> None:
+        """Choose how broadcasts reach local socket ``sid``: straight into its session's outbox
+        from the room index (no Python per recipient), or through :meth:`_send_slow` when the
+        socket has outgoing listeners or speaks Engine.IO 3. Called when it joins its first
+        room and when its outgoing listeners change."""
+        sock = self.nsp.sockets.get(sid)
+        box = None
+        if sock is not None and sock._out_any is None:
+            conn = sock.client.conn
+            if conn.protocol != 3:
+                box = conn.outbox
+        self.index.set_outbox(sid, box)
 
     def delete(self, sid: str, room: Room) -> None:
         """Take socket ``sid`` out of ``room``."""
+        if self._room_listeners is None:
+            self.index.delete(sid, room)
+            return
+        was_in = room in self.index.rooms_of(sid)
         self.index.delete(sid, room)
+        if was_in:
+            self._notify_rooms("leave-room", (room,), sid)
 
     def delete_all(self, sid: str) -> None:
         """Take socket ``sid`` out of every room (it disconnected)."""
+        if self._room_listeners is None:
+            self.index.delete_all(sid)
+            return
+        rooms = self.index.rooms_of(sid)
         self.index.delete_all(sid)
+        self._notify_rooms("leave-room", rooms, sid)
 
     def socket_rooms(self, sid: str) -> set[Room]:
         """The rooms of socket ``sid`` on this node (a copy)."""
@@ -121,28 +209,51 @@ class Adapter:
         """Send the EVENT ``data`` (``[event, *args]``) to every target: encoded once."""
         self._write(data, None, opts)
 
-    def _write(self, data: list[Any], ack_id: int | None, opts: BroadcastOptions) -> list[Socket]:
-        parts = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+    def _write(
+        self,
+        data: list[Any],
+        ack_id: int | None,
+        opts: BroadcastOptions,
+        sids: list[str] | None = None,
+    ) -> None:
+        """Encode once, stamp once (recovery), then queue the same packet for every target:
+        ``sids`` when given (already computed), else the targets of ``opts``."""
+        try:
+            packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
+            packet = encode_fallback(self.nsp.server, sio_packet.EVENT, self.nsp.name, data,
+                                     ack_id)
         if self.log is not None and ack_id is None and not opts.volatile:
             # One splice per broadcast: every recipient gets the same stamped bytes.
-            _seq, parts = self.log.append(parts, opts.rooms, opts.except_rooms)
-        packets = [(parts[0], False)]
-        packets.extend((p, True) for p in parts[1:])
-        single = parts[0] if len(parts) == 1 else None
-        frame = ws_frame(single) if single is not None else b""  # framed once for everyone
-        volatile = opts.volatile
-        targets = self._targets(opts)
-        for sock in targets:
+            _seq, parts = self.log.append(packet.parts, opts.rooms, opts.except_rooms)
+            packet = sio_packet.Encoded(parts)
+        server = self.nsp.server
+        if server._packets is not None or _trace.socket:
+            # Counting the targets costs a second pass: only when someone looks.
+            n = len(sids if sids is not None else self.index.targets(opts.rooms,
+                                                                     opts.except_rooms))
+            counted(server, f"{self.nsp.name} rooms={sorted(map(str, opts.rooms))}"
+                    f" except={sorted(map(str, opts.except_rooms))}", packet, n)
+        if sids is None:
+            slow = self.index.fanout(opts.rooms, opts.except_rooms, packet, opts.volatile)
+        else:
+            slow = self.index.send_to(sids, packet, opts.volatile)
+        if slow:
+            self._send_slow(slow, data, packet, opts.volatile)
+
+    def _send_slow(
+        self, sids: list[str], data: list[Any], packet: sio_packet.Encoded, volatile: bool
+    ) -> None:
+        """The slow path of a broadcast, one socket at a time (outgoing listeners, Engine.IO 3,
+        or sids the index has no outbox for)."""
+        sockets = self.nsp.sockets
+        for sid in sids:
+            sock = sockets.get(sid)
+            if sock is None:
+                continue
             if sock._out_any is not None:
                 sock._notify_outgoing(data)
-            conn = sock.client.conn
-            if volatile and not conn.writable:
-                continue
-            if single is not None:
-                conn.send_text_framed(single, frame)
-            else:
-                conn.send_packets(packets)
-        return targets
+            sock.client.conn.send_encoded(packet, volatile)
 
     def broadcast_with_ack(
         self,
@@ -153,10 +264,15 @@ class Adapter:
         on_ack: Callable[[str, list[Any]], None],
     ) -> None:
         """Broadcast with one ack id for all targets; ``on_count`` learns how many will answer."""
-        targets = self._targets(opts)
-        for sock in targets:
-            sock._acks[ack_id] = _AckRelay(sock.id, on_ack)
-        self._write(data, ack_id, opts)
+        sids = self.index.targets(opts.rooms, opts.except_rooms)
+        sockets = self.nsp.sockets
+        targets = []
+        for sid in sids:
+            sock = sockets.get(sid)
+            if sock is not None:
+                sock._acks[ack_id] = _AckRelay(sid, on_ack)
+                targets.append(sid)
+        self._write(data, ack_id, opts, targets)
         on_count(len(targets))
 
     # -- utilities (awaitable: a cluster adapter asks the other nodes) ---------------------------
@@ -204,17 +320,21 @@ class Adapter:
         May return an awaitable (a cluster adapter writes to the network); this one stores the
         session at once, so a reconnect that races the disconnect still finds it.
         """
-        loop = asyncio.get_running_loop()
         old = self._sessions.pop(session.pid, None)
         if old is not None:
-            old[2].cancel()
-        deadline = loop.time() + self.max_disconnection_duration
-        handle = loop.call_at(deadline, self._expire, session.pid)
-        self._sessions[session.pid] = (session, deadline, handle)
+            old.cancel()
+        kept = _Kept(self._wheel(), session, self._sessions)
+        kept.start(self.max_disconnection_duration)
+        self._sessions[session.pid] = kept
         return None
 
-    def _expire(self, pid: str) -> None:
-        self._sessions.pop(pid, None)
+    def _wheel(self) -> TimerWheel:
+        """The server's timer wheel (an adapter used on its own, as in the benchmarks, makes
+        one of its own)."""
+        if self._timers is None:
+            server = getattr(self.nsp, "server", None)
+            self._timers = server.engine.timers if server is not None else TimerWheel()
+        return self._timers
 
     async def restore_session(self, pid: str, offset: str | None) -> Session | None:
         """The session of ``pid`` with every packet it missed after ``offset``, or ``None``.
@@ -223,12 +343,12 @@ class Adapter:
         the offset is not one of this log's, or when a packet after it has been evicted: a
         replay is complete or it does not happen.
         """
-        entry = self._sessions.get(pid)
-        if entry is None or self.log is None:
+        kept = self._sessions.get(pid)
+        if kept is None or self.log is None:
             return None
-        session, deadline, handle = entry
-        if asyncio.get_running_loop().time() >= deadline:
-            handle.cancel()
+        session = kept.session
+        if asyncio.get_running_loop().time() >= kept.due:
+            kept.cancel()
             del self._sessions[pid]
             return None
         if offset is None:
@@ -238,11 +358,11 @@ class Adapter:
             if after < 0:
                 return None  # forged or foreign: the real owner may still come back
         if not self.log.can_serve(after):
-            handle.cancel()
+            kept.cancel()
             del self._sessions[pid]
             return None
         missed = self.log.replay(after, set(session.rooms))
-        handle.cancel()
+        kept.cancel()
         del self._sessions[pid]
         return Session(session.sid, session.pid, session.rooms, session.data, session.start,
                        missed)
@@ -254,8 +374,8 @@ class Adapter:
 
     def close(self) -> None:
         """Release timers and sessions."""
-        for _session, _deadline, handle in self._sessions.values():
-            handle.cancel()
+        for kept in self._sessions.values():
+            kept.cancel()
         self._sessions.clear()
 
 

@@ -317,6 +317,37 @@ async def test_cookie_is_secure_over_tls(tmp_path, secure, expected):
         await io.close()
 
 
+async def test_tls_transports_closed_when_the_client_leaves(tmp_path):
+    """Every TLS transport whose client went away is closed by the server, the polling
+    keep-alive connection and the WebSocket alike: before Python 3.11, asyncio's TLS transport
+    counts itself unclosed otherwise (a ResourceWarning once collected)."""
+    key, cert = _self_signed(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    io = fastsio.Server()
+    port = await io.start("127.0.0.1", 0, ssl=ctx)
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = f"https://127.0.0.1:{port}"
+            async with http.get(eio_url(base), ssl=False, timeout=aiohttp.ClientTimeout(5)) as r:
+                assert r.status == 200
+                await r.read()
+            polling = [conn.transport for conn in io.engine._http_connections]
+            ws = await http.ws_connect(
+                f"wss://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", ssl=False
+            )
+            assert (await ws_receive(ws)).startswith("0{")
+            sock = next(s for s in io.engine.clients.values() if s.transport_name == "websocket")
+            websocket = sock.transport.ws.underlying_transport
+        # The client session is gone, and both of its connections with it.
+        await wait_for(lambda: sock.closed and not io.engine._http_connections)
+        assert len(polling) == 1
+        assert polling[0].is_closing()
+        assert websocket.is_closing()
+    finally:
+        await io.close()
+
+
 @pytest.mark.parametrize(
     "cookie",
     [{"nme": "x"}, {"name": "bad name"}, {"same_site": "sometimes"}, {"path": "/a;b"}, "yes"],
@@ -598,3 +629,42 @@ async def test_no_websocket_extension_is_negotiated(make_server):
         ws = await http.ws_connect(ws_url(url), compress=15)
         assert ws.compress == 0
         await ws.close()
+
+
+NEGOTIATION_HEADERS = [
+    "", "gzip", "GZIP", "br", "deflate, gzip", "gzip, deflate, br", "gzip,br,deflate",
+    "gzip;q=0.8, deflate;q=0.9", "*", "*;q=0, gzip", "deflate;q=0, *;q=0.1", "*;q=0.5, br",
+    "gzip;q=0, identity", "identity", "identity;q=0", "gzip;q=bad, deflate;q=0",
+    "br;q=0.5, gzip;q=0.5, deflate;q=0.5", "deflate;q=0.5, gzip;q=0.5", "compress, x-gzip",
+    " gzip ; q=0.3 , br ; q=0.2", "gzip;level=1;q=0.4, deflate;q=0.4", "*, gzip;q=0",
+    "br;q=1.0, *;q=1.0", ",,gzip,,", "gzip;q=1.5, deflate", "gzip;q=0.001",
+]
+
+
+@pytest.mark.parametrize("codings", [("gzip", "deflate"), ("br", "gzip", "deflate")],
+                         ids=["polling", "bundle"])
+def test_negotiate_encoding_agrees_with_the_official_servers_negotiator(codings):
+    """The one negotiation, checked against what the official server runs: ``accepts`` (over
+    ``negotiator``) from node_modules, for polling responses and for the client bundle."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    root = Path(__file__).resolve().parent.parent
+    if node is None or not (root / "node_modules" / "accepts").is_dir():
+        pytest.fail("needs node and `npm ci` at the repository root (scripts/dev test)")
+    script = (
+        "const accepts = require('accepts');"
+        "const [headers, codings] = JSON.parse(process.argv[1]);"
+        "console.log(JSON.stringify(headers.map(h => accepts({headers: h === '' ? {} :"
+        " {'accept-encoding': h}}).encodings(codings) || null)));"
+    )
+    out = subprocess.run(
+        [node, "-e", script, json.dumps([NEGOTIATION_HEADERS, list(codings)])],
+        cwd=root, check=True, capture_output=True, text=True,
+    ).stdout
+    official = dict(zip(NEGOTIATION_HEADERS, json.loads(out), strict=True))
+    ours = {h: negotiate_encoding(h, codings) for h in NEGOTIATION_HEADERS}
+    assert ours == official

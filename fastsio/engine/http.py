@@ -9,24 +9,28 @@ Two timeouts bound what a connection may hold without doing anything useful (slo
 request (its headers and body; a WebSocket upgrade request included): past it the connection gets
 ``408`` and is closed; ``http_keep_alive_timeout`` for a connection idle between requests: past it
 the connection is closed. A request that was read whole and waits for its answer (a long-polling
-GET) runs no timer. The deadlines of all connections share one loop timer (:class:`Timeouts`).
+GET) runs no timer. Each connection's deadline is a timer of the server's wheel
+(:mod:`fastsio.engine.timers`), which lets go of the connection the moment it is done (upgraded,
+closed), not at its deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
-import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl, unquote
 
 import httptools
 
+from fastsio import trace
+from fastsio.trace import flags as _trace
+
 if TYPE_CHECKING:
     from fastsio.engine.server import EngineServer
+    from fastsio.engine.timers import Timer
 
 log = logging.getLogger("fastsio.engine.http")
 
@@ -58,6 +62,31 @@ class _BodyTooLarge(Exception):
     """Raised from a parser callback to stop reading a body over ``max_http_buffer_size``."""
 
 
+# The most a worker hands back with a connection (one control-socket message): the chunks read
+# since the request began. A request of another worker's session that came with more of its body
+# is answered here instead (unknown session), which only a pipelining client sharing a connection
+# between sessions could meet.
+HAND_BACK_MAX = 65536
+
+
+class _HandBack(Exception):
+    """Raised from a parser callback: the request belongs to another worker's session."""
+
+
+class Router(Protocol):
+    """What ``fastsio run --workers N`` puts on :attr:`EngineServer.router` in each worker: the
+    connections come from a parent process that routes each one by session id; a keep-alive
+    connection can then carry a request for another worker's session (browsers share their
+    connection pool between tabs), which goes back to the parent to be routed again."""
+
+    def foreign(self, url: bytes) -> bool:
+        """Whether the request target ``url`` names a session of another worker."""
+
+    def hand_back(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Give the connection back to the parent with ``data``, the bytes read from it since
+        the request began; the transport is closed here, the connection stays open."""
+
+
 class _DetachedParser:
     """Stands in for the parser of a connection that a WebSocket took over."""
 
@@ -67,86 +96,6 @@ class _DetachedParser:
 
 _DETACHED_PARSER: Any = _DetachedParser()
 _NO_QUEUE: deque[Request] = deque(maxlen=0)  # shared by every detached connection
-
-
-class Timeouts:
-    """The request and keep-alive deadlines of a server's HTTP connections.
-
-    As the sessions' heartbeat: deadlines in buckets of ``tick`` seconds behind one loop timer,
-    firing at most one tick late. Unlike it, a bucket is a dict and a cancelled deadline leaves
-    it at once: every connection is armed on arrival and most are done with (upgraded, closed)
-    long before their deadline, which must not keep them alive until then.
-    """
-
-    __slots__ = ("_buckets", "_handle", "_handle_key", "_keys", "tick")
-
-    def __init__(self, tick: float) -> None:
-        self.tick = tick
-        self._buckets: dict[int, dict[HttpConnection, None]] = {}
-        self._keys: list[int] = []  # heap of the bucket keys in _buckets
-        self._handle: asyncio.TimerHandle | None = None
-        self._handle_key = 0
-
-    def schedule(self, conn: HttpConnection, delay: float) -> None:
-        """Call ``conn._on_timeout()`` in ``delay`` seconds (replacing its deadline)."""
-        self.cancel(conn)
-        loop = asyncio.get_running_loop()
-        key = math.ceil((loop.time() + delay) / self.tick)
-        conn._deadline = key
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            self._buckets[key] = {conn: None}
-            heapq.heappush(self._keys, key)
-        else:
-            bucket[conn] = None
-        if self._handle is None or key < self._handle_key:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._handle_key = key
-            self._handle = loop.call_at(key * self.tick, self._run)
-
-    def cancel(self, conn: HttpConnection) -> None:
-        key = conn._deadline
-        if key:
-            conn._deadline = 0
-            bucket = self._buckets.get(key)
-            if bucket is not None:
-                # An emptied bucket stays until its time: deleting it would push its key again
-                # for the next connection of the same tick (one heap entry per handshake).
-                bucket.pop(conn, None)
-
-    def _run(self) -> None:
-        self._handle = None
-        loop = asyncio.get_running_loop()
-        now_key = math.floor(loop.time() / self.tick + 1e-6)  # call_at may wake a hair early
-        keys = self._keys
-        while keys and keys[0] <= now_key:
-            bucket = self._buckets.pop(heapq.heappop(keys), None)
-            if bucket:
-                for conn in bucket:
-                    conn._deadline = 0
-                for conn in bucket:
-                    conn._on_timeout()
-        if keys and self._handle is None:
-            self._handle_key = keys[0]
-            self._handle = loop.call_at(keys[0] * self.tick, self._run)
-
-    def close(self) -> None:
-        """Drop every deadline and the timer."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        for bucket in self._buckets.values():
-            for conn in bucket:
-                conn._deadline = 0
-        self._buckets.clear()
-        self._keys.clear()
-
-    @staticmethod
-    def tick_for(*timeouts: float | None) -> float:
-        """A tick well below the shortest timeout (1/20th), between 5 ms and 1 s."""
-        shortest = min((t for t in timeouts if t), default=20.0)
-        return min(1.0, max(0.005, shortest / 20))
 
 
 class Request:
@@ -207,12 +156,14 @@ class HttpConnection(asyncio.Protocol):
         "_busy",
         "_closed",
         "_deadline",
+        "_head",
         "_header_bytes",
         "_headers",
         "_in_request",
         "_on_lost",
         "_parser",
         "_queue",
+        "_router",
         "_timer",
         "_too_large",
         "_upgrade_tail",
@@ -241,11 +192,16 @@ class HttpConnection(asyncio.Protocol):
         self._upgrade_tail: bytearray | None = None
         self.remote_address = ""
         self.secure = False  # TLS (``start(ssl=...)``): the session cookie gets ``Secure``
-        # Request and keep-alive timeouts: the deadline's bucket in the server's Timeouts
-        # (0: none), which calls ``_on_timeout`` then, and what the deadline is for.
-        self._deadline = 0
+        # Request and keep-alive timeouts: a timer of the server's wheel, which calls
+        # ``_on_timeout`` then, and what the deadline is for.
+        self._deadline: Timer = server.timers.timer(self._on_timeout)
         self._timer = _NO_TIMER
         self._in_request = False  # between a request's first byte and its end
+        # Workers (``fastsio run``): the chunks since a request began at a chunk boundary on an
+        # idle connection, until its headers are read; handed back with the connection when
+        # the request is for another worker's session.
+        self._router = server.router
+        self._head: list[bytes] | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -264,7 +220,13 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._disarm()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            # Closed by its owner even though the peer has gone: before Python 3.11, asyncio's
+            # TLS transport otherwise counts itself unclosed (a ResourceWarning when collected).
+            transport.close()
+        self._timer = _NO_TIMER
+        self._deadline.close()  # and the timer's reference to this connection
         self.server._http_connections.discard(self)
         cb, self._on_lost = self._on_lost, None
         if cb is not None:
@@ -278,6 +240,11 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._too_large:
             return  # the rest of a refused body: dropped, the connection closes after the 413
+        if self._router is not None:
+            if not (self._in_request or self._busy or self._queue):
+                self._head = [data]
+            elif self._head is not None:
+                self._head.append(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -286,6 +253,8 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _BodyTooLarge):
                 self._body_too_large()
+            elif isinstance(exc.__context__, _HandBack):
+                self._hand_back()
             else:
                 self._fail(400)
 
@@ -300,12 +269,11 @@ class HttpConnection(asyncio.Protocol):
             self._disarm()
             return
         self._timer = kind
-        srv._http_timer.schedule(self, delay)
+        self._deadline.start(delay)
 
     def _disarm(self) -> None:
         self._timer = _NO_TIMER
-        if self._deadline:
-            self.server._http_timer.cancel(self)
+        self._deadline.cancel()
 
     def _arm_idle(self) -> None:
         """Keep-alive: nothing is being read, answered or waiting to be answered."""
@@ -313,7 +281,7 @@ class HttpConnection(asyncio.Protocol):
             self._arm(_IDLE_TIMER)
 
     def _on_timeout(self) -> None:
-        """A deadline passed (called by the server's ``_http_timer``)."""
+        """A deadline passed (called by the server's timer wheel)."""
         kind, self._timer = self._timer, _NO_TIMER
         if self._closed or self.transport is None:
             return
@@ -356,6 +324,17 @@ class HttpConnection(asyncio.Protocol):
             raise httptools.HttpParserError("headers too large")
 
     def on_headers_complete(self) -> None:
+        head = self._head
+        if head is not None:
+            # Only the first request of the chunk that started it can be handed back whole.
+            self._head = None
+            if (
+                self._router is not None
+                and self._router.foreign(self._url)
+                and sum(map(len, head)) <= HAND_BACK_MAX
+            ):
+                self._head = head
+                raise _HandBack
         expect_continue = False
         for name, value in self._headers:
             lname = name.lower()
@@ -427,6 +406,9 @@ class HttpConnection(asyncio.Protocol):
             self.remote_address,
         )
         req.secure = self.secure
+        proxies = self.server.trusted_proxies
+        if proxies is not None:
+            proxies.apply(req)
         return req
 
     def _next(self) -> None:
@@ -449,6 +431,9 @@ class HttpConnection(asyncio.Protocol):
         close: bool = False,
     ) -> None:
         """Write the response to ``req`` and move on to the next queued request."""
+        if _trace.http:
+            trace.HTTP.debug("%s %s %s -> %d (%d bytes)", self.remote_address, req.method,
+                             req.url, status, len(body))
         self._on_lost = None
         if self._closed or self.transport is None:
             self._busy = False
@@ -508,6 +493,18 @@ class HttpConnection(asyncio.Protocol):
         self._upgrade_tail = bytearray(tail)
         self.server._handle_upgrade(req, self)
 
+    def _hand_back(self) -> None:
+        head, self._head = self._head, None
+        transport = self.transport
+        if transport is None or self._closed or head is None or self._router is None:
+            return
+        self._closed = True
+        self._in_request = False
+        self._disarm()
+        self.server._http_connections.discard(self)
+        self.transport = None
+        self._router.hand_back(transport, b"".join(head))
+
     @property
     def is_open(self) -> bool:
         """Still connected and still ours (not closed, failed or handed over)."""
@@ -518,7 +515,8 @@ class HttpConnection(asyncio.Protocol):
         the transport and the bytes that followed the upgrade request."""
         assert self.transport is not None
         self._closed = True
-        self._disarm()
+        self._timer = _NO_TIMER
+        self._deadline.close()
         self.server._http_connections.discard(self)
         transport, self.transport = self.transport, None
         tail = bytes(self._upgrade_tail or b"")
