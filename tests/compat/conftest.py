@@ -57,8 +57,7 @@ class AppServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
-                raise AssertionError(f"{self.front} exited early:\n{out}")
+                raise AssertionError(f"{self.front} exited early:\n{self.stop()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
@@ -76,7 +75,11 @@ class AppServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        return self.proc.stdout.read().decode() if self.proc.stdout else ""
+        if self.proc.stdout is None or self.proc.stdout.closed:
+            return ""
+        out = self.proc.stdout.read().decode()
+        self.proc.stdout.close()
+        return out
 
 
 @pytest.fixture(scope="module")

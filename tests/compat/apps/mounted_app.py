@@ -3,7 +3,7 @@ recipe of python-socketio's documentation; the client connects to ``/ws/socket.i
 
 from fastapi import FastAPI
 
-from tests.compat.apps.docs_app import socketio, sio
+from tests.compat.apps.docs_app import sio, socketio
 
 app = FastAPI()
 
