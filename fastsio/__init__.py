@@ -1,6 +1,7 @@
 """fastsio: a fast, faithful Socket.IO v4 server for Python."""
 
 from fastsio.adapter import Adapter, BroadcastOptions
+from fastsio.admin import instrument
 from fastsio.broadcast import BroadcastOperator, RemoteSocket
 from fastsio.exceptions import AckTimeout, ConnectionRefused, Disconnected, ProtocolError
 from fastsio.namespace import Namespace, ParentNamespace
@@ -24,4 +25,5 @@ __all__ = [
     "Server",
     "Socket",
     "__version__",
+    "instrument",
 ]

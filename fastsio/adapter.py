@@ -8,20 +8,23 @@ socket lives in this process.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastsio._core import sio_packet
-from fastsio._core.eio_packet import ws_frame
 from fastsio._core.packetlog import PacketLog
 from fastsio._core.rooms import RoomIndex
+from fastsio.encoding import encode_fallback
 
 if TYPE_CHECKING:
     from fastsio.namespace import Namespace
     from fastsio.socket import Socket
 
 Room = Hashable
+RoomListener = Callable[[Room, str], None]
+logger = logging.getLogger("fastsio.adapter")
 
 
 @dataclass(frozen=True)
@@ -68,22 +71,83 @@ class Adapter:
         self.log: PacketLog | None = None
         self._sessions: dict[str, tuple[Session, float, asyncio.TimerHandle]] = {}
         self.max_disconnection_duration = 0.0
+        # "join-room"/"leave-room" listeners (see on()); None until the first, so that rooms
+        # nobody watches cost one check per change.
+        self._room_listeners: dict[str, list[RoomListener]] | None = None
         if recovery is not None:
             self.log = PacketLog(int(recovery["max_packets"]), int(recovery["max_bytes"]))
             self.max_disconnection_duration = float(recovery["max_disconnection_duration"])
 
     # -- rooms -------------------------------------------------------------------------------
+    def on(self, event: str, listener: RoomListener) -> RoomListener:
+        """Call ``listener(room, sid)`` each time a socket joins a room it was not in
+        (``"join-room"``) or leaves one it was in (``"leave-room"``), disconnects included:
+        the official adapter's events of those names."""
+        if event not in ("join-room", "leave-room"):
+            raise ValueError(f'unknown adapter event "{event}" (join-room or leave-room)')
+        if self._room_listeners is None:
+            self._room_listeners = {}
+        self._room_listeners.setdefault(event, []).append(listener)
+        return listener
+
+    def _notify_rooms(self, event: str, rooms: Iterable[Room], sid: str) -> None:
+        assert self._room_listeners is not None
+        listeners = self._room_listeners.get(event)
+        if not listeners:
+            return
+        for room in rooms:
+            for fn in list(listeners):
+                try:
+                    fn(room, sid)
+                except Exception:
+                    logger.exception("error in a %s listener", event)
+
     def add_all(self, sid: str, rooms: Iterable[Room]) -> None:
         """Put socket ``sid`` in ``rooms``."""
-        self.index.add_all(sid, rooms)
+        known = self.index.has(sid)
+        if self._room_listeners is None:
+            self.index.add_all(sid, rooms)
+        else:
+            before = self.index.rooms_of(sid)
+            rooms = list(rooms)
+            self.index.add_all(sid, rooms)
+            self._notify_rooms(
+                "join-room", [r for r in dict.fromkeys(rooms) if r not in before], sid
+            )
+        if not known:
+            self.update_delivery(sid)
+
+    def update_delivery(self, sid: str) -> None:
+        """Choose how broadcasts reach local socket ``sid``: straight into its session's outbox
+        from the room index (no Python per recipient), or through :meth:`_send_slow` when the
+        socket has outgoing listeners or speaks Engine.IO 3. Called when it joins its first
+        room and when its outgoing listeners change."""
+        sock = self.nsp.sockets.get(sid)
+        box = None
+        if sock is not None and sock._out_any is None:
+            conn = sock.client.conn
+            if conn.protocol != 3:
+                box = conn.outbox
+        self.index.set_outbox(sid, box)
 
     def delete(self, sid: str, room: Room) -> None:
         """Take socket ``sid`` out of ``room``."""
+        if self._room_listeners is None:
+            self.index.delete(sid, room)
+            return
+        was_in = room in self.index.rooms_of(sid)
         self.index.delete(sid, room)
+        if was_in:
+            self._notify_rooms("leave-room", (room,), sid)
 
     def delete_all(self, sid: str) -> None:
         """Take socket ``sid`` out of every room (it disconnected)."""
+        if self._room_listeners is None:
+            self.index.delete_all(sid)
+            return
+        rooms = self.index.rooms_of(sid)
         self.index.delete_all(sid)
+        self._notify_rooms("leave-room", rooms, sid)
 
     def socket_rooms(self, sid: str) -> set[Room]:
         """The rooms of socket ``sid`` on this node (a copy)."""
@@ -108,28 +172,44 @@ class Adapter:
         """Send the EVENT ``data`` (``[event, *args]``) to every target: encoded once."""
         self._write(data, None, opts)
 
-    def _write(self, data: list[Any], ack_id: int | None, opts: BroadcastOptions) -> list[Socket]:
-        parts = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+    def _write(
+        self,
+        data: list[Any],
+        ack_id: int | None,
+        opts: BroadcastOptions,
+        sids: list[str] | None = None,
+    ) -> None:
+        """Encode once, stamp once (recovery), then queue the same packet for every target:
+        ``sids`` when given (already computed), else the targets of ``opts``."""
+        try:
+            packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
+            packet = encode_fallback(self.nsp.server, sio_packet.EVENT, self.nsp.name, data,
+                                     ack_id)
         if self.log is not None and ack_id is None and not opts.volatile:
             # One splice per broadcast: every recipient gets the same stamped bytes.
-            _seq, parts = self.log.append(parts, opts.rooms, opts.except_rooms)
-        packets = [(parts[0], False)]
-        packets.extend((p, True) for p in parts[1:])
-        single = parts[0] if len(parts) == 1 else None
-        frame = ws_frame(single) if single is not None else b""  # framed once for everyone
-        volatile = opts.volatile
-        targets = self._targets(opts)
-        for sock in targets:
+            _seq, parts = self.log.append(packet.parts, opts.rooms, opts.except_rooms)
+            packet = sio_packet.Encoded(parts)
+        if sids is None:
+            slow = self.index.fanout(opts.rooms, opts.except_rooms, packet, opts.volatile)
+        else:
+            slow = self.index.send_to(sids, packet, opts.volatile)
+        if slow:
+            self._send_slow(slow, data, packet, opts.volatile)
+
+    def _send_slow(
+        self, sids: list[str], data: list[Any], packet: sio_packet.Encoded, volatile: bool
+    ) -> None:
+        """The slow path of a broadcast, one socket at a time (outgoing listeners, Engine.IO 3,
+        or sids the index has no outbox for)."""
+        sockets = self.nsp.sockets
+        for sid in sids:
+            sock = sockets.get(sid)
+            if sock is None:
+                continue
             if sock._out_any is not None:
                 sock._notify_outgoing(data)
-            conn = sock.client.conn
-            if volatile and not conn.writable:
-                continue
-            if single is not None:
-                conn.send_text_framed(single, frame)
-            else:
-                conn.send_packets(packets)
-        return targets
+            sock.client.conn.send_encoded(packet, volatile)
 
     def broadcast_with_ack(
         self,
@@ -140,10 +220,15 @@ class Adapter:
         on_ack: Callable[[str, list[Any]], None],
     ) -> None:
         """Broadcast with one ack id for all targets; ``on_count`` learns how many will answer."""
-        targets = self._targets(opts)
-        for sock in targets:
-            sock._acks[ack_id] = _AckRelay(sock.id, on_ack)
-        self._write(data, ack_id, opts)
+        sids = self.index.targets(opts.rooms, opts.except_rooms)
+        sockets = self.nsp.sockets
+        targets = []
+        for sid in sids:
+            sock = sockets.get(sid)
+            if sock is not None:
+                sock._acks[ack_id] = _AckRelay(sid, on_ack)
+                targets.append(sid)
+        self._write(data, ack_id, opts, targets)
         on_count(len(targets))
 
     # -- utilities (awaitable: a cluster adapter asks the other nodes) ---------------------------

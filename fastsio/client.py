@@ -142,13 +142,8 @@ class Client:
             self.conn.close("forced server close")
 
     # -- outbound ----------------------------------------------------------------------------
-    def write(self, parts: list[bytes]) -> None:
-        if len(parts) == 1:
-            self.conn.send_packet(parts[0], False)
-        else:
-            packets = [(parts[0], False)]
-            packets.extend((p, True) for p in parts[1:])
-            self.conn.send_packets(packets)
+    def write(self, packet: sio_packet.Encoded) -> None:
+        self.conn.send_encoded(packet)
 
     def connect_error(self, nsp: str, message: str, data: Any) -> None:
         self.connecting_done(nsp)

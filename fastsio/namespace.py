@@ -265,7 +265,7 @@ class Namespace(_Emitting):
                 # Missed packets go out before the CONNECT reply, as the official server does;
                 # the client delivers them once connected.
                 for parts in session.missed_packets:
-                    client.write(parts)
+                    client.write(sio_packet.Encoded(parts))
             sock._send_packet(sio_packet.CONNECT, {"sid": sock.id, "pid": sock.pid})
         for fn in list(self._handlers.get("connection", ())):
             self.server._call(fn, (sock,))
@@ -327,7 +327,10 @@ class Namespace(_Emitting):
             ack = sock._make_ack(ack_id)  # type: ignore[arg-type]
 
             def on_result(value: Any) -> None:
-                ack(*ack_result(value))
+                try:
+                    ack(*ack_result(value))
+                except TypeError as exc:
+                    raise TypeError(f"the return value of event {event!r}: {exc}") from None
 
         for fn in list(self._handlers.get(event, ())):
             server._call(fn, (sock, *args), None if ack_sent else on_result)

@@ -69,3 +69,52 @@ async def test_demo_serves_page_bundle_and_chat():
         proc.send_signal(signal.SIGINT)
         out, _ = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 0, out.decode()
+
+
+async def test_demo_page_in_a_browser_connects_and_chats():
+    """The page as a person opens it: headless Chromium loads the demo, the official bundle
+    served by fastsio connects, upgrades to WebSocket, and a chat line sent from the page comes
+    back into the page's log."""
+    from tests.browser import Browser
+
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fastsio.demo", "--port", str(port),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        await wait_listening(port)
+        async with Browser.launch() as browser:
+            page = await browser.new_page(url)
+            status = await page.wait_for(
+                "document.getElementById('status').textContent.includes('over websocket')"
+                " && document.getElementById('status').textContent", 15)
+            assert status.startswith("connected as guest-"), status
+            await page.evaluate(
+                "(() => { const f = document.getElementById('send');"
+                " f.elements.text.value = 'hello from chromium'; f.requestSubmit(); })()")
+            line = await page.wait_for(
+                "[...document.querySelectorAll('#log div')].map(d => d.textContent)"
+                ".find(t => t.endsWith(': hello from chromium'))", 10)
+            assert line.startswith("guest-"), line
+            assert (await page.screenshot()).startswith(b"\x89PNG")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 0, out.decode()
+
+
+async def wait_listening(port: int, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if loop.time() > deadline:
+                raise AssertionError(f"nothing listening on port {port}") from None
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            return

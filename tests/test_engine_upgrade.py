@@ -55,6 +55,25 @@ async def test_upgrade(make_server):
         assert await rec.wait_closed(p.sid) == "transport close"
 
 
+async def test_on_upgrade_is_told_once_the_session_moved(make_server):
+    io, url = await make_server()
+    rec = EngineRecorder(io)
+    told: list[tuple[str, str]] = []
+    io.engine.on_upgrade = lambda sock: told.append((sock.sid, sock.transport_name))
+    async with aiohttp.ClientSession() as http:
+        p = await Polling.open(http, url)
+        ws = await probe(http, url, p.sid)
+        assert await p.get() == (200, "6")
+        assert told == []  # probing is not upgrading yet
+        await ws.send_str("5")
+        await ws.send_str("4hello")
+        assert await ws_receive(ws) == "4hello"
+        assert told == [(p.sid, "websocket")]
+        await ws.close()
+        assert await rec.wait_closed(p.sid) == "transport close"
+    assert told == [(p.sid, "websocket")]
+
+
 async def test_pending_get_released_by_the_probe(make_server):
     io, url = await make_server()
     EngineRecorder(io)

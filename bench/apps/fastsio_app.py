@@ -1,4 +1,5 @@
-"""The bench app on fastsio: `bcast` broadcasts `tick` then acks; `echo` acks its arguments.
+"""The bench app on fastsio: `bcast` broadcasts `tick` then acks; `echo` acks its arguments;
+`bcastbin` broadcasts `tick` with its pad as bytes (a binary event) then acks.
 
 python bench/apps/fastsio_app.py PORT [HOST] [--recovery] [--count-disconnects]
 
@@ -25,6 +26,13 @@ io = fastsio.Server(connection_state_recovery=True if recovery else None)
 @io.on("bcast")
 def b(socket, payload):
     io.emit("tick", payload)
+    return True
+
+
+@io.on("bcastbin")
+def bb(socket, payload):
+    # The same tick with its pad as bytes: a binary event (one text packet + one attachment).
+    io.emit("tick", {"t": payload["t"], "pad": payload["pad"].encode()})
     return True
 
 

@@ -21,6 +21,10 @@ io.on("connection", (socket) => {
     io.emit("tick", p);
     ack(true);
   });
+  socket.on("bcastbin", (p, ack) => {
+    io.emit("tick", { t: p.t, pad: Buffer.from(p.pad) });
+    ack(true);
+  });
   socket.on("echo", (...args) => args.pop()(...args));
   if (countDisconnects) {
     socket.on("disconnect", (reason) => {

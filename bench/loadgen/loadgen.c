@@ -29,7 +29,7 @@
  *   gcc -O2 -o loadgen loadgen.c
  *   loadgen fanout  --port P [--receivers 1000] [--window 16] [--duration 5] [--warmup 2]
  *                   [--stalled 0] [--stalled-rcvbuf 4096] [--stalled-pong 5] [--stalled-check 15]
- *                   [--max-server-rss-mib M] [--pad 50]
+ *                   [--max-server-rss-mib M] [--pad 50] [--event bcast|bcastbin]
  *   loadgen echo    --port P [--clients 50] [--duration 5] [--warmup 2]
  *   loadgen connect --port P [--conns 5000] [--concurrency 200] [--hold 2] [--server-pid PID]
  *   common: [--host 127.0.0.1] [--path /socket.io/] [--server-pid PID] [--pad 50]
@@ -229,6 +229,8 @@ typedef struct conn {
     uint64_t srv_gone_ns;  /* stalled: when the server's side was first seen not ESTABLISHED */
     uint64_t closed_ns;    /* stalled: when we saw EOF / reset */
     uint64_t rx, rx_mark;  /* bytes read (all time); stalled: rx when it started reading again */
+    int bin_wait;          /* attachments still owed to a binary "tick" (451-[...] then frames) */
+    uint64_t bin_t;        /* that tick's timestamp (0: none parsed) */
 } conn_t;
 
 static int g_ep;
@@ -240,6 +242,7 @@ static char g_path[256] = "/socket.io/";
 static int g_port = 0;
 static char g_pad[16384];
 static char *g_msg; /* one outgoing event: 128 bytes + the pad */
+static char g_event[32] = "bcast"; /* --event: what the sender emits (bcastbin: a binary tick) */
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 
 static inline uint64_t rng(void) {
@@ -378,8 +381,8 @@ static inline void queue_text(conn_t *c, const char *s, size_t n) { queue_frame(
 static void send_bcast(conn_t *c) {
     char *msg = g_msg;
     uint64_t id = c->next_id++;
-    int n = snprintf(msg, sizeof g_pad + 128, "42%llu[\"bcast\",{\"t\":%llu,\"pad\":\"%s\"}]", (unsigned long long)id,
-                     (unsigned long long)now_ns(), g_pad);
+    int n = snprintf(msg, sizeof g_pad + 128, "42%llu[\"%s\",{\"t\":%llu,\"pad\":\"%s\"}]", (unsigned long long)id,
+                     g_event, (unsigned long long)now_ns(), g_pad);
     queue_text(c, msg, (size_t)n);
     c->outstanding++;
     g_total_sent++;
@@ -429,6 +432,20 @@ static void on_ready(conn_t *c) {
         /* from now on the socket is never read: what the server sends piles up */
         c->no_read = 1;
         set_events(c, c->want_out);
+    }
+}
+
+/* a binary "tick" is complete (its last attachment arrived): count it like a text one */
+static void on_binary_done(conn_t *c) {
+    c->bin_wait = 0;
+    if (c->role == R_RECEIVER) {
+        c->ticks++;
+        if (g_measuring) {
+            g_win_deliveries++;
+            if (c->bin_t) h_add(&g_lat, now_ns() - c->bin_t);
+        }
+    } else if (c->role == R_SENDER || c->role == R_STALLED) {
+        c->ticks++;
     }
 }
 
@@ -493,6 +510,17 @@ static void on_text(conn_t *c, const char *p, size_t n) {
             c->ticks++;
         }
         return;
+    case '5': { /* BINARY_EVENT "5<n>-[\"tick\",...]": a delivery once its n attachments came */
+        int k = 0;
+        size_t i = 2;
+        while (i < n && p[i] >= '0' && p[i] <= '9') k = k * 10 + (p[i++] - '0');
+        uint64_t t = 0;
+        if (!parse_t(p, n, &t)) t = 0;
+        c->bin_t = t;
+        c->bin_wait = k;
+        if (k == 0) on_binary_done(c);
+        return;
+    }
     case '3': { /* ACK: 43<id>[...] */
         uint64_t id = 0;
         size_t i = 2;
@@ -565,6 +593,7 @@ static size_t parse_frames(conn_t *c, const char *p, size_t n) {
             c->flen += len;
             if (fin) {
                 if (c->fop == 1) on_text(c, c->frag, c->flen);
+                else if (c->bin_wait > 0 && --c->bin_wait == 0) on_binary_done(c);
                 c->flen = 0;
             }
         } else if (op == 0x1 || op == 0x2) {
@@ -576,6 +605,8 @@ static size_t parse_frames(conn_t *c, const char *p, size_t n) {
                 c->flen = len;
             } else if (op == 1) {
                 on_text(c, pl, (size_t)len);
+            } else if (c->bin_wait > 0 && --c->bin_wait == 0) {
+                on_binary_done(c);
             }
         } else {
             conn_close(c, "unknown opcode");
@@ -1005,9 +1036,9 @@ static int scenario_fanout(const opts_t *o) {
     }
     double secs = w_secs(&w);
     printf("{\"scenario\":\"fanout\",\"receivers\":%d,\"window\":%d,\"duration_s\":%.3f,"
-           "\"pad\":%zu,\"ticks_with_offset_pct\":%.1f,"
+           "\"pad\":%zu,\"event\":\"%s\",\"ticks_with_offset_pct\":%.1f,"
            "\"rss_start_kib\":%ld,\"rss_max_kib\":%ld,\"rss_end_kib\":%ld,\"rss_limit_hit\":%s,",
-           n, g_window, secs, strlen(g_pad), g_win_deliveries ? 100.0 * g_win_offsets / g_win_deliveries : 0.0,
+           n, g_window, secs, strlen(g_pad), g_event, g_win_deliveries ? 100.0 * g_win_offsets / g_win_deliveries : 0.0,
            rss_start, g_rss_max, rss_end, g_rss_limit_hit ? "true" : "false");
     if (k) {
         printf("\"stalled\":%d,\"stalled_rcvbuf\":%d,\"stalled_pong_s\":%.1f,\"stalled_gone_in_window\":%d,"
@@ -1117,6 +1148,7 @@ static void usage(void) {
             "  fanout:  --receivers N --window W --duration S --warmup S [--pad BYTES (<= 16383)]\n"
             "           [--stalled K (<= 64) --stalled-rcvbuf BYTES --stalled-pong S --stalled-check S]\n"
             "           [--max-server-rss-mib M]  (the sender stops if the server's RSS passes M)\n"
+            "           [--event bcast|bcastbin]  (bcastbin: the server sends the pad as a binary attachment)\n"
             "  echo:    --clients C --duration S --warmup S\n"
             "  connect: --conns K --concurrency Q --hold S\n"
             "  --timeout S  deadline for each connection phase / drain (default 60)\n");
@@ -1158,6 +1190,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--hold")) o.hold = atof(v);
         else if (!strcmp(a, "--timeout")) o.timeout = atof(v);
         else if (!strcmp(a, "--pad")) pad = atoi(v);
+        else if (!strcmp(a, "--event")) snprintf(g_event, sizeof g_event, "%s", v);
         else if (!strcmp(a, "--stalled")) o.stalled = atoi(v);
         else if (!strcmp(a, "--stalled-rcvbuf")) g_stall_rcvbuf = atoi(v);
         else if (!strcmp(a, "--stalled-pong")) g_stall_pong_s = atof(v);

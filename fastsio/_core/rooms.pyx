@@ -10,7 +10,12 @@ either mapping therefore holds the single element itself while there is one, and
 the second on (a ``set`` can never be a room or a sid: it is not hashable). That saves two
 one-element sets (about 430 bytes) per connection.
 """
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+
 from fastsio._core.debug cimport FASTSIO_DEBUG
+from fastsio._core.outbox cimport Outbox
+from fastsio._core.sio_packet cimport Encoded
 
 cdef object _MISSING = object()
 
@@ -59,6 +64,7 @@ cdef class RoomIndex:
     def __init__(self):
         self._rooms = {}
         self._sids = {}
+        self._outboxes = {}
 
     cpdef void add_all(self, object sid, object rooms):
         """Put ``sid`` in each of ``rooms`` (and make it known even when ``rooms`` is empty)."""
@@ -98,6 +104,7 @@ cdef class RoomIndex:
 
     cpdef list delete_all(self, object sid):
         """Forget ``sid``; returns the rooms that became empty."""
+        self._outboxes.pop(sid, None)
         cdef object mine = self._sids.pop(sid, _MISSING)
         cdef list emptied = []
         cdef object members
@@ -170,6 +177,34 @@ cdef class RoomIndex:
                     seen.add(sid)
                     out.append(sid)
         return out
+
+    cpdef void set_outbox(self, object sid, Outbox box):
+        """Deliver ``sid``'s packets straight to ``box`` during :meth:`fanout`; ``None``: hand
+        ``sid`` back to the caller instead (the slow path). Ignored for an unknown sid."""
+        if sid not in self._sids:
+            return
+        if box is None:
+            self._outboxes.pop(sid, None)
+        else:
+            self._outboxes[sid] = box
+
+    cpdef list fanout(self, object rooms, object except_rooms, Encoded packet, bint volatile):
+        """Queue ``packet`` for every target of ``rooms`` minus ``except_rooms`` (see
+        :meth:`targets`) that has an outbox; returns the targets that have none."""
+        return self.send_to(self.targets(rooms, except_rooms), packet, volatile)
+
+    cpdef list send_to(self, list sids, Encoded packet, bint volatile):
+        """Queue ``packet`` for each of ``sids`` that has an outbox; returns the others."""
+        cdef list slow = []
+        cdef dict boxes = self._outboxes
+        cdef PyObject* box
+        for sid in sids:
+            box = PyDict_GetItem(boxes, sid)
+            if box is NULL:
+                slow.append(sid)
+            else:
+                (<Outbox>box).push(packet, volatile)
+        return slow
 
     @property
     def rooms(self):

@@ -23,5 +23,15 @@ cdef class Decoder:
 
 cpdef Packet decode(bytes data, Py_ssize_t start=*, int max_attachments=*,
                     Py_ssize_t max_namespace_length=*, int max_depth=*, Py_ssize_t max_args=*)
-cpdef list encode(int type, str nsp=*, object data=*, object id=*)
+# An encoded packet owns its parts list (callers must not mutate it) and the frame and packet
+# list it builds from them on first use; all three are shared by every recipient of a broadcast.
+cdef class Encoded:
+    cdef readonly list parts       # [text packet with its "4" digit, *raw attachments]
+    cdef readonly Py_ssize_t size  # bytes in parts
+    cdef bytes _frame              # every part framed for a WebSocket, concatenated (lazy)
+    cdef list _packets             # [(part, is_binary)] for polling payloads (lazy)
+    cdef bytes get_frame(self)
+    cdef list get_packets(self)
+
+cpdef Encoded encode(int type, str nsp=*, object data=*, object id=*)
 cpdef bytes stamp_offset(bytes packet, bytes offset)

@@ -1,14 +1,16 @@
 # cython: language_level=3
 """Socket.IO v5 packets: decoding, encoding, binary attachments and recovery-offset stamping.
 
-Encoded packets are Engine.IO-ready ``bytes``: the first part of :func:`encode` starts with the
-Engine.IO MESSAGE digit ``4``, so a broadcast writes exactly these bytes to every recipient.
+:func:`encode` returns an :class:`Encoded`: Engine.IO-ready parts (the first starts with the
+Engine.IO MESSAGE digit ``4``, attachments follow as raw bytes), and the same packet framed for
+a WebSocket, built on first use and then shared by every recipient of a broadcast.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 
 from fastsio._core.debug cimport FASTSIO_DEBUG
+from fastsio._core.eio_packet cimport ws_frame
 
 import orjson
 
@@ -347,12 +349,94 @@ cdef bytes _header(int ptype, str nsp, object id, Py_ssize_t attachments):
 cdef tuple _EIO_HEADS = (b"40", b"41", b"42", b"43", b"44", b"45", b"46")
 
 
-cpdef list encode(int type, str nsp="/", object data=None, object id=None):
-    """Encode a packet into Engine.IO MESSAGE parts: the text packet, then raw attachments.
+cdef class Encoded:
+    """One encoded packet: its Engine.IO MESSAGE parts (text packet, then raw attachments).
+
+    ``frame`` is every part framed for a WebSocket (text frame, then one binary frame per
+    attachment), concatenated: built once, on first use, then written as is to every WebSocket
+    recipient. ``packets`` is the ``(bytes, is_binary)`` form a polling payload is made of. It
+    is a read-only sequence of its parts and compares equal to a list of the same parts.
+    """
+
+    def __init__(self, list parts):
+        if not parts:
+            raise ValueError("an encoded packet has at least one part")
+        self.parts = parts
+        self.size = 0
+        for part in parts:
+            if type(part) is not bytes:
+                raise TypeError("parts must be bytes")
+            self.size += PyBytes_GET_SIZE(<bytes>part)
+
+    cdef bytes get_frame(self):
+        cdef Py_ssize_t k
+        if self._frame is None:
+            if len(self.parts) == 1:
+                self._frame = ws_frame(<bytes>self.parts[0], False)
+            else:
+                self._frame = b"".join(
+                    [ws_frame(<bytes>self.parts[k], k > 0) for k in range(len(self.parts))])
+        return self._frame
+
+    cdef list get_packets(self):
+        cdef Py_ssize_t k
+        if self._packets is None:
+            self._packets = [(self.parts[k], k > 0) for k in range(len(self.parts))]
+        return self._packets
+
+    @property
+    def frame(self):
+        return self.get_frame()
+
+    @property
+    def packets(self):
+        return list(self.get_packets())
+
+    @property
+    def binary(self):
+        """True when attachments follow the text packet."""
+        return len(self.parts) > 1
+
+    def __len__(self):
+        return len(self.parts)
+
+    def __getitem__(self, index):
+        return self.parts[index]
+
+    def __iter__(self):
+        return iter(self.parts)
+
+    def __eq__(self, other):
+        if isinstance(other, Encoded):
+            return self.parts == (<Encoded>other).parts
+        if isinstance(other, list):
+            return self.parts == other
+        return NotImplemented
+
+    def __repr__(self):
+        return f"Encoded({self.parts!r})"
+
+
+cdef inline Encoded _encoded(list parts):
+    cdef Encoded e = Encoded.__new__(Encoded)
+    cdef object part
+    e.parts = parts
+    e.size = 0
+    for part in parts:
+        e.size += PyBytes_GET_SIZE(<bytes>part)
+    return e
+
+
+cpdef Encoded encode(int type, str nsp="/", object data=None, object id=None):
+    """Encode a packet (see :class:`Encoded`): the text packet, then raw attachments.
 
     EVENT and ACK whose data holds ``bytes``/``bytearray``/``memoryview`` become BINARY_EVENT and
     BINARY_ACK; ``data`` itself is never modified.
     """
+    return _encoded(_encode_parts(type, nsp, data, id))
+
+
+cdef list _encode_parts(int type, str nsp, object data, object id):
     cdef bytes body
     cdef list buffers
     if type < 0 or type > 6:

@@ -20,7 +20,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl, unquote
 
 import httptools
@@ -56,6 +56,31 @@ Headers = list[tuple[str, str]]
 
 class _BodyTooLarge(Exception):
     """Raised from a parser callback to stop reading a body over ``max_http_buffer_size``."""
+
+
+# The most a worker hands back with a connection (one control-socket message): the chunks read
+# since the request began. A request of another worker's session that came with more of its body
+# is answered here instead (unknown session), which only a pipelining client sharing a connection
+# between sessions could meet.
+HAND_BACK_MAX = 65536
+
+
+class _HandBack(Exception):
+    """Raised from a parser callback: the request belongs to another worker's session."""
+
+
+class Router(Protocol):
+    """What ``fastsio run --workers N`` puts on :attr:`EngineServer.router` in each worker: the
+    connections come from a parent process that routes each one by session id; a keep-alive
+    connection can then carry a request for another worker's session (browsers share their
+    connection pool between tabs), which goes back to the parent to be routed again."""
+
+    def foreign(self, url: bytes) -> bool:
+        """Whether the request target ``url`` names a session of another worker."""
+
+    def hand_back(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Give the connection back to the parent with ``data``, the bytes read from it since
+        the request began; the transport is closed here, the connection stays open."""
 
 
 class _DetachedParser:
@@ -207,12 +232,14 @@ class HttpConnection(asyncio.Protocol):
         "_busy",
         "_closed",
         "_deadline",
+        "_head",
         "_header_bytes",
         "_headers",
         "_in_request",
         "_on_lost",
         "_parser",
         "_queue",
+        "_router",
         "_timer",
         "_too_large",
         "_upgrade_tail",
@@ -246,6 +273,11 @@ class HttpConnection(asyncio.Protocol):
         self._deadline = 0
         self._timer = _NO_TIMER
         self._in_request = False  # between a request's first byte and its end
+        # Workers (``fastsio run``): the chunks since a request began at a chunk boundary on an
+        # idle connection, until its headers are read; handed back with the connection when
+        # the request is for another worker's session.
+        self._router = server.router
+        self._head: list[bytes] | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -278,6 +310,11 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._too_large:
             return  # the rest of a refused body: dropped, the connection closes after the 413
+        if self._router is not None:
+            if not (self._in_request or self._busy or self._queue):
+                self._head = [data]
+            elif self._head is not None:
+                self._head.append(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -286,6 +323,8 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _BodyTooLarge):
                 self._body_too_large()
+            elif isinstance(exc.__context__, _HandBack):
+                self._hand_back()
             else:
                 self._fail(400)
 
@@ -356,6 +395,17 @@ class HttpConnection(asyncio.Protocol):
             raise httptools.HttpParserError("headers too large")
 
     def on_headers_complete(self) -> None:
+        head = self._head
+        if head is not None:
+            # Only the first request of the chunk that started it can be handed back whole.
+            self._head = None
+            if (
+                self._router is not None
+                and self._router.foreign(self._url)
+                and sum(map(len, head)) <= HAND_BACK_MAX
+            ):
+                self._head = head
+                raise _HandBack
         expect_continue = False
         for name, value in self._headers:
             lname = name.lower()
@@ -427,6 +477,9 @@ class HttpConnection(asyncio.Protocol):
             self.remote_address,
         )
         req.secure = self.secure
+        proxies = self.server.trusted_proxies
+        if proxies is not None:
+            proxies.apply(req)
         return req
 
     def _next(self) -> None:
@@ -507,6 +560,18 @@ class HttpConnection(asyncio.Protocol):
             return
         self._upgrade_tail = bytearray(tail)
         self.server._handle_upgrade(req, self)
+
+    def _hand_back(self) -> None:
+        head, self._head = self._head, None
+        transport = self.transport
+        if transport is None or self._closed or head is None or self._router is None:
+            return
+        self._closed = True
+        self._in_request = False
+        self._disarm()
+        self.server._http_connections.discard(self)
+        self.transport = None
+        self._router.hand_back(transport, b"".join(head))
 
     @property
     def is_open(self) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,7 @@ from fastsio._core.errors import EnginePacketError
 from fastsio.engine import eio3
 
 if TYPE_CHECKING:
+    from fastsio._core.outbox import Outbox
     from fastsio.engine.http import Headers, HttpConnection, Request
     from fastsio.engine.socket import EngineSocket
 
@@ -25,15 +25,15 @@ _BINARY = ("Content-Type", "application/octet-stream")
 
 
 class PollingTransport:
-    """One polling session's pending GET and the packets waiting for it."""
+    """One polling session's pending GET; the packets waiting for it are in the session's
+    :class:`~fastsio._core.outbox.Outbox` (attached with :meth:`attach`), which drains them
+    into one response per loop iteration while a GET waits."""
 
     name = "polling"
 
     __slots__ = (
-        "_buffer",
-        "_flush_scheduled",
+        "_box",
         "_get",
-        "_queued",
         "_should_close",
         "closed",
         "socket",
@@ -43,10 +43,22 @@ class PollingTransport:
         self.socket: EngineSocket | None = None
         self.closed = False
         self._get: tuple[HttpConnection, Request] | None = None
-        self._buffer: list[tuple[bytes, bool]] = []
+        self._box: Outbox | None = None
         self._should_close = False
-        self._flush_scheduled = False
-        self._queued = 0  # bytes in _buffer
+
+    def attach(self, box: Outbox) -> None:
+        """Serve the session that owns ``box``."""
+        self._box = box
+        box.use_packets(self._flush, self._overflow)
+        box.ready = self._get is not None and not self.closed
+
+    def _set_get(self, get: tuple[HttpConnection, Request] | None) -> None:
+        self._get = get
+        if self._box is not None:
+            self._box.ready = get is not None and not self.closed
+
+    def _take(self) -> list[tuple[bytes, bool]]:
+        return self._box.take() if self._box is not None else []
 
     @property
     def writable(self) -> bool:
@@ -55,7 +67,9 @@ class PollingTransport:
     @property
     def idle(self) -> bool:
         """A GET is waiting and no answer to it is being prepared."""
-        return self._get is not None and not self._flush_scheduled and not self.closed
+        if self._box is not None:
+            return bool(self._box.idle)
+        return self._get is not None and not self.closed
 
     # -- requests --------------------------------------------------------------------------
     def on_get(self, conn: HttpConnection, req: Request) -> None:
@@ -66,9 +80,9 @@ class PollingTransport:
             conn.respond(req, 400, sock.server._cors_headers(req), b"")
             sock._on_error("overlap from client")
             return
-        self._get = (conn, req)
+        self._set_get((conn, req))
         conn.on_lost(self._on_get_lost)
-        if self._buffer or self._should_close:
+        if (self._box is not None and self._box.has_queued) or self._should_close:
             self._flush()
 
     def on_post(self, conn: HttpConnection, req: Request) -> None:
@@ -103,51 +117,41 @@ class PollingTransport:
             sock._on_packet(self, data, binary)
 
     def _on_get_lost(self) -> None:
-        self._get = None
+        self._set_get(None)
         if self.socket is not None and not self.closed:
             self.socket._on_error("poll connection closed prematurely")
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
-        self._buffer.extend(packets)
-        self._grew(sum(len(data) for data, _ in packets))
+        if self._box is not None:
+            self._box.push_packets(packets)
 
     def send_one(self, data: bytes, binary: bool) -> None:
-        self._buffer.append((data, binary))
-        self._grew(len(data))
+        if self._box is not None:
+            self._box.push_raw(data, binary)
 
-    def _grew(self, size: int) -> None:
-        self._queued += size
-        if self._get is not None:
-            self._schedule_flush()
-            return
+    def _overflow(self, queued: int) -> None:
         sock = self.socket
-        if sock is not None and self._queued > sock.server.max_queued_bytes and not self.closed:
-            # A client that stopped polling must not grow memory without bound.
-            log.warning("polling client not reading: %d bytes queued, disconnecting",
-                        self._queued)
-            self._buffer = []
-            self._queued = 0
-            sock._on_error("write buffer limit exceeded")
-
-    def _schedule_flush(self) -> None:
-        # Everything queued in one loop iteration goes out in one response.
-        if self._get is not None and not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if sock is None or self.closed:
+            return
+        # A client that stopped polling must not grow memory without bound.
+        log.warning("polling client not reading: %d bytes queued, disconnecting", queued)
+        if self._box is not None:
+            self._box.clear()
+        sock._on_error("write buffer limit exceeded")
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        # Everything queued in one loop iteration goes out in one response (the outbox calls
+        # this once per iteration while a GET waits, or on_get when one arrives).
         get = self._get
         if get is None:
             return
-        if not self._buffer and not self._should_close:
+        has = self._box is not None and self._box.has_queued
+        if not has and not self._should_close:
             return
-        self._get = None
+        self._set_get(None)
         conn, req = get
-        packets = self._buffer
-        self._buffer = []
-        self._queued = 0
+        packets = self._take()
         if self._should_close and not packets:
             # The close packet travels alone, after what was buffered: clients act on it at
             # once but hand the packets before it out a tick later (socket.io-client would
@@ -190,21 +194,21 @@ class PollingTransport:
 
     def release(self) -> None:
         """Answer a pending GET with a noop (the upgrade asks the client to stop polling)."""
-        if self._get is not None and not self._buffer:
-            self._buffer.append(_NOOP)
-            self._flush()
+        get = self._get
+        if get is not None and not (self._box is not None and self._box.has_queued):
+            self._set_get(None)
+            self._answer(get[0], get[1], [_NOOP])
 
     def take_buffer(self) -> list[tuple[bytes, bool]]:
-        self._queued = 0
-        packets = self._buffer
-        self._buffer = []
-        return packets
+        return self._take()
 
     def discard(self) -> None:
-        """The session moved to WebSocket: answer a pending GET and stop."""
+        """The session moved to WebSocket: answer a pending GET and stop (the session's outbox
+        is the new transport's from now on)."""
         self.release()
         self.closed = True
-        self._get = None
+        self._set_get(None)
+        self._box = None
 
     def close(self) -> None:
         """Orderly close (the server closes the session): what is buffered and a close packet go
@@ -224,11 +228,10 @@ class PollingTransport:
         self.closed = True
         self._should_close = False
         get = self._get
-        packets = self._buffer
-        self._buffer = []
+        packets = self._take()
         if get is None:
             return
-        self._get = None
+        self._set_get(None)
         conn, req = get
         packets.append(_NOOP if noop else _CLOSE)
         self._answer(conn, req, packets)
@@ -237,9 +240,9 @@ class PollingTransport:
         self.closed = True
         if self._get is not None:
             conn, _ = self._get
-            self._get = None
+            self._set_get(None)
             conn.on_lost(None)
             conn.close()
 
     def write_buffer_size(self) -> int:
-        return sum(len(d) for d, _ in self._buffer)
+        return int(self._box.queued) if self._box is not None else 0

@@ -12,13 +12,14 @@ from typing import Any
 import orjson
 
 from fastsio.engine.heartbeat import Heartbeat
-from fastsio.engine.http import Headers, HttpConnection, Request, Timeouts
+from fastsio.engine.http import Headers, HttpConnection, Request, Router, Timeouts
 from fastsio.engine.options import (
     DEFAULT_CORS_METHODS,
     Compression,
     Cookie,
     Cors,
     CorsOrigins,
+    TrustedProxies,
 )
 from fastsio.engine.polling import PollingTransport
 from fastsio.engine.socket import EngineSocket
@@ -118,6 +119,7 @@ class EngineServer:
         max_header_count: int = 100,
         http_request_timeout: float | None = 10.0,
         http_keep_alive_timeout: float | None = 5.0,
+        trusted_proxies: bool | str | Iterable[str] | None = None,
         on_connection: Callable[[EngineSocket], None] | None = None,
         http_handler: HttpHandler | None = None,
     ) -> None:
@@ -175,7 +177,17 @@ class EngineServer:
                 raise ValueError(f"{name} must be a positive number of seconds, or None")
         self.http_request_timeout = http_request_timeout
         self.http_keep_alive_timeout = http_keep_alive_timeout
+        # X-Forwarded-For / -Proto from these peers set each request's address and secure.
+        self.trusted_proxies = (
+            TrustedProxies(trusted_proxies) if trusted_proxies not in (None, False) else None
+        )
         self.on_connection = on_connection
+        # Set in each worker of ``fastsio run --workers N`` (see fastsio.workers), before any
+        # connection: every HttpConnection made afterwards asks it about other workers' sids.
+        self.router: Router | None = None
+        # Called with the session once it has moved to a WebSocket (the official socket's
+        # "upgrade" event), for whoever watches the engine; None costs nothing.
+        self.on_upgrade: Callable[[EngineSocket], None] | None = None
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
         self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))
@@ -184,7 +196,7 @@ class EngineServer:
                                                       http_keep_alive_timeout))
         self._closing = False  # close() has begun: no new session is accepted
         self._draining: list[WebSocketTransport] = []
-        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes)
+        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes, asyncio.get_running_loop)
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._lingering: dict[str, tuple[PollingTransport, asyncio.TimerHandle]] = {}

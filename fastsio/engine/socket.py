@@ -11,8 +11,10 @@ import orjson
 
 from fastsio._core import eio_packet
 from fastsio._core.errors import EnginePacketError
+from fastsio._core.outbox import Outbox
 
 if TYPE_CHECKING:
+    from fastsio._core.sio_packet import Encoded
     from fastsio.engine.http import Request
     from fastsio.engine.polling import PollingTransport
     from fastsio.engine.server import EngineServer
@@ -46,6 +48,7 @@ class EngineSocket:
         "data",
         "on_close",
         "on_message",
+        "outbox",
         "protocol",
         "ready_state",
         "request",
@@ -83,7 +86,11 @@ class EngineSocket:
         self._upgrade_handle: asyncio.TimerHandle | None = None
         self._check_handle: asyncio.TimerHandle | None = None
         self._probe: WebSocketTransport | None = None
+        # Everything this session sends is queued here, whichever transport serves it (the
+        # room index of every namespace writes to it directly: see Adapter).
+        self.outbox = Outbox(server._flusher)
         transport.socket = self
+        transport.attach(self.outbox)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -97,6 +104,7 @@ class EngineSocket:
         if self.protocol != 3:
             handshake["maxPayload"] = srv.max_http_buffer_size
         self.ready_state = "open"
+        self.outbox.open = True
         self.transport.send_one(b"0" + orjson.dumps(handshake), False)
         if self.protocol == 3:
             # Revision 3: the client pings, the server answers (see _on_client_ping).
@@ -106,8 +114,9 @@ class EngineSocket:
 
     @property
     def writable(self) -> bool:
-        """False while a polling session has no GET waiting (volatile packets are dropped)."""
-        return not self.closed and bool(self.transport.idle)
+        """False while a polling session has no GET waiting, or a WebSocket is busy (volatile
+        packets are dropped)."""
+        return not self.closed and bool(self.outbox.idle)
 
     @property
     def transport_name(self) -> str:
@@ -121,30 +130,37 @@ class EngineSocket:
             self.send_packets([(bytes(data), True)])
 
     def send_packets(self, packets: list[tuple[bytes, bool]]) -> None:
-        """Queue encoded packets (text ones carry their type digit)."""
+        """Queue Engine.IO packets (text ones carry their type digit)."""
         if self.ready_state != "open":
             return
-        self.transport.send(packets)
+        if self.protocol == 3:
+            self.transport.send(packets)  # the transport translates binary packets
+        else:
+            self.outbox.push_packets(packets)
 
     def send_packet(self, data: bytes, binary: bool) -> None:
         if self.ready_state == "open":
-            self.transport.send_one(data, binary)
-
-    def send_text_framed(self, data: bytes, frame: bytes) -> None:
-        """Queue the text packet ``data``; ``frame`` is the same packet already framed for a
-        WebSocket (a broadcast frames once for all its recipients)."""
-        if self.ready_state == "open":
-            transport = self.transport
-            if transport.name == "websocket":
-                transport.send_frame(frame)  # type: ignore[union-attr]
+            if self.protocol == 3:
+                self.transport.send_one(data, binary)
             else:
-                transport.send_one(data, False)
+                self.outbox.push_packet(data, binary)
+
+    def send_encoded(self, packet: Encoded, volatile: bool = False) -> None:
+        """Queue an encoded Socket.IO packet (a broadcast shares one with every recipient)."""
+        if self.ready_state != "open":
+            return
+        if self.protocol == 3:
+            if not volatile or self.writable:
+                self.transport.send(packet.packets)
+        else:
+            self.outbox.push(packet, volatile)
 
     def close(self, reason: str = "forced close") -> None:
         """Close the session after what was already queued; ``on_close`` gets ``reason``."""
         if self.ready_state != "open":
             return
         self.ready_state = "closing"
+        self.outbox.open = False
         self._on_close(reason)
 
     # -- heartbeat ---------------------------------------------------------------------------
@@ -264,8 +280,15 @@ class EngineSocket:
             polling.discard()  # type: ignore[union-attr]
             self.transport = ws
             self.upgraded = True
+            ws.attach(self.outbox)
             if pending:
                 ws.send(pending)
+            on_upgrade = self.server.on_upgrade
+            if on_upgrade is not None:
+                try:
+                    on_upgrade(self)
+                except Exception:
+                    log.exception("error in the upgrade handler")
             if self.ready_state == "closing":
                 self._on_close("forced close")
         else:
@@ -278,6 +301,7 @@ class EngineSocket:
             return
         self.closed = True
         self.ready_state = "closed"
+        self.outbox.open = False
         self._hb_due = None  # the heartbeat skips it from now on
         probe = self._probe
         self._end_upgrade()

@@ -26,11 +26,15 @@ from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-de
 
 from fastsio._core.eio_packet import ws_frame
 from fastsio._core.errors import EnginePacketError
+from fastsio._core.outbox import Flusher, Outbox
 from fastsio.engine import eio3
 
 if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
     from fastsio.engine.socket import EngineSocket
+
+# The flusher that writes each WebSocket's frames once per loop iteration lives in the core.
+__all__ = ["Flusher", "WebSocketTransport", "WebSocketTransport3", "hand_over"]
 
 # picows logs every accepted connection at INFO on its own logger; keep that under ours. An
 # adapter rather than the Logger itself: given a Logger, picows makes a child Logger object for
@@ -108,52 +112,23 @@ def hand_over(
         data = data[n:]
 
 
-class Flusher:
-    """Writes every WebSocket's queued frames once per loop iteration.
-
-    Frames produced for one connection during an iteration (say, 16 broadcasts read in one
-    go) leave in one ``write`` instead of one syscall each; the flush runs as the next ready
-    callback, so latency does not grow.
-    """
-
-    __slots__ = ("_dirty", "_scheduled", "high_water", "max_queued_bytes")
-
-    def __init__(
-        self, high_water: int = 64 * 1024, max_queued_bytes: int = 16 * 1024 * 1024
-    ) -> None:
-        self._dirty: list[WebSocketTransport] = []
-        self._scheduled = False
-        # Flow control of this server's WebSockets: over high_water a connection counts as
-        # busy (volatile packets are dropped for it); over max_queued_bytes it is closed.
-        self.high_water = high_water
-        self.max_queued_bytes = max_queued_bytes
-
-    def add(self, transport: WebSocketTransport) -> None:
-        self._dirty.append(transport)
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.run)
-
-    def run(self) -> None:
-        self._scheduled = False
-        dirty, self._dirty = self._dirty, []
-        for transport in dirty:
-            transport.flush()
-
-
 class WebSocketTransport(WSListener):
-    """An Engine.IO transport over one picows WebSocket connection."""
+    """An Engine.IO transport over one picows WebSocket connection.
+
+    What it sends goes through its session's :class:`~fastsio._core.outbox.Outbox` (attached
+    with :meth:`attach`), which queues frames and writes them once per loop iteration. A probe
+    (a WebSocket that is not yet its session's transport) writes its few packets directly."""
 
     name = "websocket"
 
     # One of these lives as long as its connection: no per-instance __dict__.
     __slots__ = (
+        "_box",
         "_flusher",
         "_fragment_type",
         "_fragments",
         "_fragments_size",
         "_on_open",
-        "_out",
         "_paused",
         "_write",
         "closed",
@@ -168,8 +143,10 @@ class WebSocketTransport(WSListener):
     ) -> None:
         super().__init__()
         self.ws: WSTransport | None = None
-        self._flusher = flusher if flusher is not None else Flusher()
-        self._out: list[bytes] | None = None  # frames waiting for this iteration's flush
+        if flusher is None:
+            flusher = Flusher(get_loop=asyncio.get_running_loop)
+        self._flusher = flusher
+        self._box: Outbox | None = None  # the session's outbox once this is its transport
         self._paused = False  # the socket's write buffer is over its high-water mark
         self._write: Callable[[bytes], None] | None = None
         self.socket: EngineSocket | None = None
@@ -240,8 +217,9 @@ class WebSocketTransport(WSListener):
                 self._deliver(data, binary)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self.writable = False
-        self._out = None
+        self._unwritable()
+        if self._box is not None:
+            self._box.clear()
         if not self.closed:
             self.closed = True
             if self.socket is not None:
@@ -253,65 +231,77 @@ class WebSocketTransport(WSListener):
             self.socket._on_packet(self, data, binary)
 
     def _protocol_error(self, code: WSCloseCode) -> None:
-        self.writable = False
+        self._unwritable()
         if self.ws is not None:
             self.ws.send_close(code)
             self.ws.disconnect()
+
+    def _unwritable(self) -> None:
+        self.writable = False
+        if self._box is not None:
+            self._box.writable = False
+
+    def attach(self, box: Outbox) -> None:
+        """Become the transport of the session that owns ``box`` (what ``box`` holds already,
+        from an upgraded polling transport, is framed and goes out first)."""
+        self._box = box
+        if self.writable and self._write is not None and self.ws is not None:
+            box.paused = self._paused
+            box.use_frames(
+                self._write, self.ws.underlying_transport.get_write_buffer_size, self._overflow
+            )
+        else:
+            box.writable = False
+
+    def _overflow(self, queued: int) -> None:
+        # A client that stopped reading must not grow memory without bound.
+        log.warning("websocket client not reading: %d bytes queued, disconnecting", queued)
+        self.abort()
+        if self.socket is not None:
+            self.socket._on_error("write buffer limit exceeded")
 
     @property
     def idle(self) -> bool:
         """Open, with no frame waiting for this iteration's flush and the socket's buffer
         under its high-water mark (a volatile packet is dropped otherwise)."""
-        return self.writable and self._out is None and not self._paused
+        if self._box is not None:
+            return bool(self._box.idle)
+        return self.writable and not self._paused
 
     # picows forwards the transport's flow control here (its default logs a warning).
     def pause_writing(self) -> None:
         self._paused = True
+        if self._box is not None:
+            self._box.paused = True
 
     def resume_writing(self) -> None:
         self._paused = False
+        if self._box is not None:
+            self._box.paused = False
 
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
-        if not self.writable:
-            return
-        for data, binary in packets:
-            self.send_frame(ws_frame(data, binary))
+        """Queue Engine.IO packets (text ones carry their type digit)."""
+        if self._box is not None:
+            self._box.push_packets(packets)
+        else:
+            for data, binary in packets:
+                self.send_one(data, binary)
 
     def send_one(self, data: bytes, binary: bool) -> None:
-        if self.writable:
-            self.send_frame(ws_frame(data, binary))
-
-    def send_frame(self, frame: bytes) -> None:
-        """Queue an already framed message (see :func:`eio_packet.ws_frame`)."""
-        if not self.writable:
-            return
-        out = self._out
-        if out is None:
-            self._out = [frame]
-            self._flusher.add(self)
-        else:
-            out.append(frame)
+        if self._box is not None:
+            self._box.push_raw(data, binary)
+        elif self.writable and self._write is not None:
+            self._write(ws_frame(data, binary))  # a probe: "3probe", seldom anything else
 
     def flush(self) -> None:
-        out = self._out
-        self._out = None
-        ws = self.ws
-        if out and self._write is not None and ws is not None and not ws.is_disconnected:
-            self._write(out[0] if len(out) == 1 else b"".join(out))
-            if self._paused and self.socket is not None:
-                queued = ws.underlying_transport.get_write_buffer_size()
-                if queued > self._flusher.max_queued_bytes:
-                    # A client that stopped reading must not grow memory without bound.
-                    log.warning("websocket client not reading: %d bytes queued, disconnecting",
-                                queued)
-                    self.writable = False
-                    self.abort()
-                    self.socket._on_error("write buffer limit exceeded")
+        """Write what is queued now (before a close frame)."""
+        if self._box is not None:
+            self._box.flush()
 
     def close(self) -> None:
         """Close the connection (after what was already written)."""
         self.flush()
-        self.writable = False
+        self._unwritable()
         ws = self.ws
         if ws is not None and not ws.is_disconnected:
             ws.send_close(WSCloseCode.OK)
@@ -322,17 +312,16 @@ class WebSocketTransport(WSListener):
         self.close()
 
     def abort(self) -> None:
-        self.writable = False
+        self._unwritable()
         if self.ws is not None:
             self.ws.disconnect(False)
 
     def write_buffer_size(self) -> int:
         ws = self.ws
-        queued = sum(map(len, self._out)) if self._out else 0
+        queued = int(self._box.queued) if self._box is not None else 0
         if ws is None:
             return queued
         return queued + int(ws.underlying_transport.get_write_buffer_size())
-
 
 
 class WebSocketTransport3(WebSocketTransport):

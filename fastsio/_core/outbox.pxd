@@ -1,0 +1,42 @@
+# The outbound state of the sessions. A Flusher is shared by a server's outboxes and holds each
+# dirty outbox until its next run; an Outbox owns its queue (frames or packets it was given:
+# broadcast frames are shared with every other recipient and never mutated) and holds the
+# transport's callbacks, which it calls but never keeps past the transport's life (the transport
+# replaces them when the session moves to another transport).
+from fastsio._core.sio_packet cimport Encoded
+
+cdef class Flusher:
+    cdef list _dirty               # outboxes with something queued this iteration
+    cdef bint _scheduled           # a run is scheduled with the loop
+    cdef object _run               # self.run, bound once
+    cdef public Py_ssize_t high_water        # over it a WebSocket is busy (pause_writing)
+    cdef public Py_ssize_t max_queued_bytes  # past it the session is ended (overflow)
+    cdef public object get_loop    # returns the running loop (the core imports no asyncio)
+    cdef void add(self, Outbox box) except *
+    cpdef void run(self) except *
+
+cdef class Outbox:
+    cdef readonly Flusher flusher
+    cdef public bint open          # the session takes packets (Engine.IO ready state "open")
+    cdef readonly bint frames      # WebSocket mode (frames, write) or packets mode (drain)
+    cdef public bint writable      # frames: the connection can still be written to
+    cdef public bint paused        # frames: the connection is over its high-water mark
+    cdef public bint ready         # packets: the transport can answer now (a GET waits)
+    cdef bint _dirty               # in the flusher's list
+    cdef list _queue               # frames (bytes) or packets ((bytes, bool)); None when empty
+    cdef Py_ssize_t _queued        # bytes in _queue
+    cdef object _write             # frames: the connection's write(bytes)
+    cdef object _buffer_size       # frames: the connection's get_write_buffer_size()
+    cdef object _drain             # packets: the transport's drain()
+    cdef object _overflow          # overflow(queued_bytes): the transport ends the session
+    cpdef list take(self)
+    cpdef void clear(self)
+    cpdef void schedule(self) except *
+    cdef bint is_idle(self)
+    cpdef void push(self, Encoded packet, bint volatile=*) except *
+    cpdef void push_packet(self, bytes data, bint binary=*) except *
+    cpdef void push_raw(self, bytes data, bint binary=*) except *
+    cpdef void push_packets(self, list packets) except *
+    cdef void _add(self, bytes frame) except *
+    cdef void _add_packets(self, list packets, Py_ssize_t size) except *
+    cpdef void flush(self) except *
