@@ -30,6 +30,7 @@ from fastsio.engine.server import (
 )
 
 if TYPE_CHECKING:
+    from fastsio._core.outbox import Outbox
     from fastsio.engine.server import EngineServer
     from fastsio.engine.socket import EngineSocket
     from fastsio.server import Server
@@ -207,61 +208,32 @@ async def _wait_disconnect(receive: Receive) -> None:
 
 # -- WebSocket ----------------------------------------------------------------------------------
 _CLOSE = object()
-# The last broadcast frame and its text: a broadcast hands the same frame object to every
-# recipient in a row, so each payload is decoded once, not once per connection.
-_last_frame: bytes | None = None
-_last_payload: tuple[str | bytes, bool] = ("", False)
-
-
-def _unframe(frame: bytes) -> tuple[str | bytes, bool]:
-    """The payload of an unmasked server frame made by ``eio_packet.ws_frame``."""
-    global _last_frame, _last_payload
-    if frame is _last_frame:
-        return _last_payload
-    n = frame[1] & 0x7F
-    head = 2 if n < 126 else (4 if n == 126 else 10)
-    binary = (frame[0] & 0x0F) == 2
-    payload: str | bytes = frame[head:] if binary else frame[head:].decode()
-    _last_frame, _last_payload = frame, (payload, binary)
-    return _last_payload
 
 
 class AsgiWebSocket:
     """The Engine.IO WebSocket transport over an ASGI ``websocket`` scope.
 
-    The engine queues packets synchronously; a writer task hands them to the ASGI server one
-    ``websocket.send`` at a time (the server's ``send`` waits while the peer does not read).
-    Backpressure as on the own front: with packets waiting the connection is busy (volatile
-    packets skip it), past ``max_queued_bytes`` it is closed (``transport error``).
+    It serves the session's :class:`~fastsio._core.outbox.Outbox` the way long-polling does
+    (``use_packets``): while the writer task is idle the outbox is ``ready`` and hands over
+    everything queued in an iteration at once; the writer gives it to the ASGI server one
+    ``websocket.send`` per packet (the server's ``send`` waits while the peer does not read).
+    Backpressure as on the own front: while the writer is busy the connection is not idle
+    (volatile packets skip it), and past ``max_queued_bytes`` waiting it is closed
+    (``transport error``).
     """
 
     name = "websocket"
 
-    __slots__ = (
-        "_b64",
-        "_high_water",
-        "_max_queued",
-        "_queue",
-        "_queued",
-        "_send",
-        "_v3",
-        "_wake",
-        "_writer",
-        "closed",
-        "max_message_size",
-        "socket",
-        "writable",
-    )
+    __slots__ = ("_b64", "_box", "_out", "_send", "_v3", "_wake", "_writer", "closed",
+                 "max_message_size", "socket", "writable")
 
     def __init__(self, send: Send, engine: EngineServer, protocol: int = 4,
                  b64: bool = False) -> None:
         self._send = send
-        self._queue: deque[Any] = deque()
-        self._queued = 0
+        self._box: Outbox | None = None
+        self._out: deque[Any] = deque()  # messages handed to the writer task
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._high_water = engine.write_buffer_high_water
-        self._max_queued = engine.max_queued_bytes
         self._v3 = protocol == 3
         self._b64 = b64
         self.socket: EngineSocket | None = None
@@ -270,23 +242,47 @@ class AsgiWebSocket:
         self.max_message_size = engine.max_http_buffer_size
 
     # -- Engine.IO transport -------------------------------------------------------------------
+    def attach(self, box: Outbox) -> None:
+        """Become the transport of the session that owns ``box``."""
+        self._box = box
+        box.use_packets(self._drain, self._overflow)
+        self._ready()
+
+    def _ready(self) -> None:
+        box = self._box
+        if box is None:
+            return
+        box.ready = self.writable and not self._out
+        if box.ready and box.has_queued:
+            box.schedule()
+
+    def _drain(self) -> None:
+        box = self._box
+        if box is None or not self.writable:
+            return
+        packets = box.take()
+        if not packets:
+            return
+        box.ready = False
+        for data, binary in packets:
+            self._out.append(self._encode(data, binary))
+        self._wake.set()
+
+    def _overflow(self, queued: int) -> None:
+        sock = self.socket
+        if sock is None or not self.writable:
+            return
+        # A client that stopped reading must not grow memory without bound.
+        log.warning("websocket client not reading: %d bytes queued, disconnecting", queued)
+        self.abort()
+        sock._on_error("write buffer limit exceeded")
+
     @property
     def idle(self) -> bool:
         """Open, with nothing waiting to be written."""
-        return self.writable and not self._queue
-
-    def _put(self, payload: str | bytes) -> None:
-        if not self.writable:
-            return
-        self._queue.append(payload)
-        self._queued += len(payload)
-        self._wake.set()
-        if self._queued > self._max_queued and self.socket is not None:
-            log.warning("websocket client not reading: %d bytes queued, disconnecting",
-                        self._queued)
-            sock = self.socket
-            self.abort()
-            sock._on_error("write buffer limit exceeded")
+        if self._box is not None:
+            return bool(self._box.idle)
+        return self.writable and not self._out
 
     def _encode(self, data: bytes, binary: bool) -> str | bytes:
         if binary:
@@ -298,29 +294,27 @@ class AsgiWebSocket:
         return data.decode()
 
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
-        for data, binary in packets:
-            self._put(self._encode(data, binary))
+        if self._box is not None:
+            self._box.push_packets(packets)
+        elif self.writable:
+            for data, binary in packets:
+                self._out.append(self._encode(data, binary))
+            self._wake.set()
 
     def send_one(self, data: bytes, binary: bool) -> None:
-        self._put(self._encode(data, binary))
-
-    def send_frame(self, frame: bytes) -> None:
-        """A packet already framed for a raw WebSocket (a broadcast): its payload is sent."""
-        payload, binary = _unframe(frame)
-        if binary and isinstance(payload, bytes):
-            self._put(self._encode(payload, True))
-        else:
-            self._put(payload)
-
-    def flush(self) -> None:
-        """Nothing to do: the writer task writes as soon as the loop lets it."""
+        self.send([(data, binary)])
 
     def close(self) -> None:
         """Close after what was already queued."""
         if not self.writable:
             return
+        box = self._box
+        if box is not None:
+            for data, binary in box.take():
+                self._out.append(self._encode(data, binary))
+            box.ready = False
         self.writable = False
-        self._queue.append(_CLOSE)
+        self._out.append(_CLOSE)
         self._wake.set()
 
     def shutdown(self, noop: bool = False) -> None:
@@ -329,13 +323,19 @@ class AsgiWebSocket:
     def abort(self) -> None:
         """Close now: what is queued is dropped."""
         self.writable = False
-        self._queue.clear()
-        self._queued = 0
-        self._queue.append(_CLOSE)
+        if self._box is not None:
+            self._box.clear()
+            self._box.ready = False
+        self._out.clear()
+        self._out.append(_CLOSE)
         self._wake.set()
 
+    def release(self) -> None:
+        """Nothing to release (a polling transport's duty)."""
+
     def write_buffer_size(self) -> int:
-        return self._queued
+        queued = int(self._box.queued) if self._box is not None else 0
+        return queued + sum(len(m) for m in self._out if m is not _CLOSE)
 
     # -- the connection ------------------------------------------------------------------------
     def start(self) -> None:
@@ -343,18 +343,18 @@ class AsgiWebSocket:
 
     async def _write(self) -> None:
         send = self._send
-        queue = self._queue
+        out = self._out
         while True:
-            while queue:
-                item = queue.popleft()
+            while out:
+                item = out.popleft()
                 if item is _CLOSE:
                     await send({"type": "websocket.close", "code": 1000})
                     return
-                self._queued -= len(item)
                 if isinstance(item, str):
                     await send({"type": "websocket.send", "text": item})
                 else:
                     await send({"type": "websocket.send", "bytes": item})
+            self._ready()
             self._wake.clear()
             await self._wake.wait()
 
@@ -374,7 +374,7 @@ class AsgiWebSocket:
             if len(data) > self.max_message_size:
                 # As the own front (picows): the connection is failed with 1009.
                 self.writable = False
-                self._queue.clear()
+                self._out.clear()
                 await self._send({"type": "websocket.close", "code": 1009})
                 return
             if self._v3:
@@ -403,7 +403,9 @@ class AsgiWebSocket:
                     task.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
             self.writable = False
-            self._queue.clear()
+            self._out.clear()
+            if self._box is not None:
+                self._box.ready = False
             if not self.closed:
                 self.closed = True
                 if self.socket is not None:
@@ -721,3 +723,200 @@ class ASGIApp:
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+# -- the other way round: an ASGI app behind fastsio's own front --------------------------------
+class OtherApp:
+    """Runs an ASGI application for the requests fastsio's own front does not serve itself
+    (``fastsio.Server(other_asgi_app=app)``): HTTP requests and WebSocket connections outside
+    the Socket.IO path, and the application's lifespan with the server's.
+
+    Limits of this in-process bridge: a request body is read whole first (bounded by the
+    server's ``max_http_buffer_size``; larger ones get 413), and a response is sent once the
+    application has produced all of it (no streaming: server-sent events and long streaming
+    responses need a full ASGI server, see ``docs/guide.md``).
+    """
+
+    def __init__(self, app: ASGIApplication, server: Server) -> None:
+        self.app = app
+        self.server = server
+        self._lifespan: asyncio.Task[None] | None = None
+        self._lifespan_in: asyncio.Queue[Message] | None = None
+        self._lifespan_out: asyncio.Queue[Message] | None = None
+
+    def _scope(self, kind: str, req: Request, conn: Any) -> dict[str, Any]:
+        path, _, qs = req.url.partition("?")
+        transport = getattr(conn, "transport", None)
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        secure = req.secure
+        return {
+            "type": kind,
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": req.http_version or "1.1",
+            "method": req.method,
+            "scheme": ("wss" if secure else "ws") if kind == "websocket"
+            else ("https" if secure else "http"),
+            "path": req.path,
+            "raw_path": path.encode("latin-1"),
+            "query_string": qs.encode("latin-1"),
+            "root_path": "",
+            "headers": [(k.encode("latin-1"), v.encode("latin-1"))
+                        for k, v in req.headers.items()],
+            "client": (peer[0], peer[1]) if isinstance(peer, tuple) else None,
+            "server": (sockname[0], sockname[1]) if isinstance(sockname, tuple) else None,
+            "state": {},
+        }
+
+    # -- http ----------------------------------------------------------------------------------
+    def http(self, req: Request, conn: Any) -> None:
+        """Answer ``req`` on ``conn`` (fastsio's ``HttpConnection``) with the application."""
+        self.server._spawn(self._http(req, conn))
+
+    async def _http(self, req: Request, conn: Any) -> None:
+        gone = asyncio.Event()
+        conn.on_lost(gone.set)
+        sent_body = False
+        answer: dict[str, Any] = {}
+        body: list[bytes] = []
+
+        async def receive() -> Message:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": req.body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(msg: Message) -> None:
+            kind = msg["type"]
+            if kind == "http.response.start":
+                answer["status"] = int(msg["status"])
+                answer["headers"] = [
+                    (k.decode("latin-1"), v.decode("latin-1"))
+                    for k, v in msg.get("headers", [])
+                    if k.lower() not in (b"content-length", b"connection",
+                                         b"transfer-encoding")
+                ]
+            elif kind == "http.response.body":
+                body.append(bytes(msg.get("body", b"")))
+                if not msg.get("more_body") and "status" in answer and not answer.get("done"):
+                    answer["done"] = True
+                    gone.set()  # the response is complete: receive() says disconnect now
+                    conn.respond(req, answer["status"], answer["headers"], b"".join(body))
+
+        try:
+            await self.app(self._scope("http", req, conn), receive, send)
+        except Exception:
+            log.exception("error in the other ASGI application")
+            if "status" not in answer:
+                conn.respond(req, 500, [("Content-Type", "text/plain")],
+                             b"Internal Server Error")
+                return
+        if not answer.get("done"):
+            if "status" in answer:
+                conn.respond(req, answer["status"], answer["headers"], b"".join(body))
+            else:
+                conn.respond(req, 500, [("Content-Type", "text/plain")],
+                             b"Internal Server Error")
+
+    # -- websocket -----------------------------------------------------------------------------
+    def websocket(self, req: Request, conn: Any) -> None:
+        """Run the application for the WebSocket upgrade ``req`` (not ours) on ``conn``."""
+        self.server._spawn(self._websocket(req, conn))
+
+    async def _websocket(self, req: Request, conn: Any) -> None:
+        from fastsio.engine.websocket import AppWebSocket, hand_over
+
+        engine = self.server.engine
+        listener = AppWebSocket()
+        state = {"accepted": False, "closed": False}
+        scope = self._scope("websocket", req, conn)
+        subprotocols = req.headers.get("sec-websocket-protocol")
+        scope["subprotocols"] = [p.strip() for p in subprotocols.split(",")] if subprotocols \
+            else []
+        connected = False
+
+        async def receive() -> Message:
+            nonlocal connected
+            if not connected:
+                connected = True
+                return {"type": "websocket.connect"}
+            return await listener.incoming.get()
+
+        async def send(msg: Message) -> None:
+            kind = msg["type"]
+            if kind == "websocket.accept":
+                if state["accepted"] or not conn.is_open:
+                    return
+                state["accepted"] = True
+                headers: Headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                                    for k, v in msg.get("headers", [])]
+                if msg.get("subprotocol"):
+                    headers.append(("Sec-WebSocket-Protocol", msg["subprotocol"]))
+                hand_over(conn, req, cast(Any, listener), engine.max_http_buffer_size,
+                          engine.websocket_handshake_timeout, headers)
+                await listener.opened.wait()
+            elif kind == "websocket.send":
+                if msg.get("text") is not None:
+                    listener.send_text(msg["text"])
+                else:
+                    listener.send_bytes(msg.get("bytes") or b"")
+            elif kind == "websocket.close":
+                if state["accepted"]:
+                    listener.close(int(msg.get("code", 1000)), msg.get("reason") or "")
+                elif not state["closed"]:
+                    state["closed"] = True
+                    conn._upgrade_tail = None
+                    conn.respond(req, 403, [], b"", close=True)
+
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            log.exception("error in the other ASGI application (websocket)")
+        if state["accepted"]:
+            listener.close(1011 if not listener.closed else 1000, "")
+        elif not state["closed"]:
+            conn._upgrade_tail = None
+            conn.respond(req, 403, [], b"", close=True)
+
+    # -- lifespan ------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Run the application's lifespan startup (if it speaks the lifespan protocol)."""
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        outbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._lifespan_in, self._lifespan_out = inbox, outbox
+
+        async def run() -> None:
+            try:
+                await self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                               inbox.get, outbox.put)
+            except Exception:
+                # An application without lifespan support raises here (as with uvicorn's
+                # "lifespan: auto"): it is served without one.
+                log.debug("the other ASGI application does not support lifespan",
+                          exc_info=True)
+            await outbox.put({"type": "lifespan.unsupported"})
+
+        self._lifespan = asyncio.ensure_future(run())
+        await inbox.put({"type": "lifespan.startup"})
+        msg = await outbox.get()
+        if msg["type"] == "lifespan.startup.failed":
+            raise RuntimeError(f"the other ASGI application failed to start: "
+                               f"{msg.get('message', '')}")
+        if msg["type"] == "lifespan.unsupported":
+            self._lifespan = None
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        task, self._lifespan = self._lifespan, None
+        if task is None or self._lifespan_in is None or self._lifespan_out is None:
+            return
+        await self._lifespan_in.put({"type": "lifespan.shutdown"})
+        try:
+            # Closing at once (no deadline) still gives the application a few seconds.
+            await asyncio.wait_for(self._lifespan_out.get(),
+                                   DEFAULT_SHUTDOWN_TIMEOUT if timeout is None else timeout)
+        except asyncio.TimeoutError:
+            log.warning("the other ASGI application's shutdown did not finish in time")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

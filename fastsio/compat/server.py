@@ -9,6 +9,7 @@ recovery are the native server's. The differences from python-socketio are liste
 from __future__ import annotations
 
 import asyncio
+import hmac
 import inspect
 import logging
 from collections.abc import Callable, Hashable, Iterable
@@ -422,8 +423,9 @@ class AsyncServer:
 
     def _on_new_namespace(self, nsp: Namespace) -> None:
         # A namespace created on demand (namespaces="*"): it gets its own table, which knows
-        # its name (children of a dynamic namespace otherwise share their parent's).
-        if nsp.name not in self._attached:
+        # its name (children of a dynamic namespace otherwise share their parent's). Other
+        # namespaces (the Admin UI's, native ones) keep their native handlers.
+        if nsp.parent is not None and nsp.name not in self._attached:
             self._attached.add(nsp.name)
             nsp._handlers = _Handlers(self, nsp.name)
 
@@ -724,11 +726,45 @@ class AsyncServer:
 
     def instrument(self, auth: Any = None, mode: str = "development", read_only: bool = False,
                    server_id: str | None = None, namespace: str = "/admin",
-                   server_stats_interval: float = 2) -> None:
-        """Accepted, without effect: fastsio does not implement the Admin UI protocol (see the
-        guide); a warning says so."""
-        self.logger.warning("fastsio.compat: instrument() (the Socket.IO Admin UI) is not "
-                            "supported; nothing was instrumented")
+                   server_stats_interval: float = 2) -> Namespace:
+        """Serve the Socket.IO Admin UI (``fastsio.admin``) on ``namespace``.
+
+        ``auth`` as in python-socketio: the login dict the UI must send (``{"username": ...,
+        "password": ...}``), a list of them, ``fn(auth) -> bool``, or ``False`` for none; a
+        password given as a bcrypt hash is checked with bcrypt as by ``fastsio.admin``. The
+        statistics go out every two seconds (``server_stats_interval`` has no effect).
+        """
+        from fastsio.admin import _BCRYPT_HASH
+        from fastsio.admin import instrument as native_instrument
+
+        native_auth: Any = False
+        check: Callable[[dict[str, Any]], bool] | None = None
+        if (isinstance(auth, dict) and isinstance(auth.get("password"), str)
+                and _BCRYPT_HASH.match(auth["password"])):
+            native_auth = auth
+        elif isinstance(auth, dict):
+            check = partial(_same_login, [auth])
+        elif isinstance(auth, (list, tuple)):
+            check = partial(_same_login, list(auth))
+        elif callable(auth):
+            check = auth
+        elif auth is not False and auth is not None:
+            raise ValueError("auth must be a dict, a list of dicts, a callable or False")
+        admin: Namespace = native_instrument(
+            self.io, auth=native_auth, mode=mode,  # type: ignore[arg-type]
+            read_only=read_only, namespace_name=namespace, server_id=server_id)
+        if check is not None:
+            login = check
+
+            async def authenticate(sock: Socket) -> None:
+                result = login(dict(sock.handshake.auth or {}))
+                if inspect.isawaitable(result):
+                    result = await result
+                if not result:
+                    raise ConnectionRefused("Authentication error")
+
+            admin.use(authenticate)
+        return admin
 
     def is_asyncio_based(self) -> bool:
         return True
@@ -755,6 +791,17 @@ class AsyncServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Not python-socketio's: serve on fastsio's own front (``start``); returns the port."""
         return await self.io.start(host, port)
+
+
+def _same_login(expected: list[dict[str, Any]], given: dict[str, Any]) -> bool:
+    """python-socketio's Admin UI check: the UI's auth dict equals one of those expected
+    (compared in constant time per value)."""
+    for login in expected:
+        if set(login) == set(given) and all(
+            hmac.compare_digest(str(login[k]).encode(), str(given[k]).encode()) for k in login
+        ):
+            return True
+    return False
 
 
 def _accepts_two(fn: Callable[..., Any]) -> bool:
