@@ -103,6 +103,9 @@ class Server:
                 raise RuntimeError("server did not start:\n" + self.log_path.read_text())
             time.sleep(0.05)
         self.pid = self.proc.pid
+        pids = re.findall(r"worker \d+ started \(pid (\d+)\)", self.log_path.read_text())
+        # The processes that serve the clients: the workers, or the server itself.
+        self.workers = [int(p) for p in pids] or [self.pid]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -219,8 +222,10 @@ def main() -> None:
             try:
                 time.sleep(0.5)
                 parent0 = cpu_s(srv.pid)
+                workers0 = sum(cpu_s(p) for p in srv.workers)
                 hs = handshakes(srv.port, args.conns)
                 parent_cpu = cpu_s(srv.pid) - parent0
+                workers_cpu = sum(cpu_s(p) for p in srv.workers) - workers0
                 rt_new = run_polling(srv.port, args.rounds, keep_alive=False)
                 rt_ka = run_polling(srv.port, args.rounds, keep_alive=True)
             finally:
@@ -231,9 +236,11 @@ def main() -> None:
             r.setdefault("new_conn_rt_p50_us", []).append(pct(rt_new, 0.5) * 1e6)
             r.setdefault("new_conn_rt_p99_us", []).append(pct(rt_new, 0.99) * 1e6)
             r.setdefault("keep_alive_rt_p50_us", []).append(pct(rt_ka, 0.5) * 1e6)
+            # The load generator's warm-up handshakes (200) count too.
+            conns = args.conns + 200
+            r.setdefault("worker_cpu_us_per_conn", []).append(workers_cpu / conns * 1e6)
             if mode != "direct":
-                r.setdefault("parent_cpu_us_per_conn", []).append(
-                    parent_cpu / args.conns * 1e6)
+                r.setdefault("parent_cpu_us_per_conn", []).append(parent_cpu / conns * 1e6)
             print(f"round {rep + 1} {mode}: {hs['handshakes_per_s']:.0f} handshakes/s, "
                   f"polling round trip p50 {pct(rt_new, 0.5) * 1e6:.0f} us (new connections), "
                   f"{pct(rt_ka, 0.5) * 1e6:.0f} us (keep-alive)", file=sys.stderr)
@@ -245,6 +252,7 @@ def main() -> None:
         ("polling round trip p99, new connection per request (µs)", "new_conn_rt_p99_us",
          "{:.0f}"),
         ("polling round trip p50, keep-alive (µs)", "keep_alive_rt_p50_us", "{:.0f}"),
+        ("server (or workers) CPU per handshake (µs)", "worker_cpu_us_per_conn", "{:.0f}"),
         ("parent CPU per routed connection (µs)", "parent_cpu_us_per_conn", "{:.1f}"),
     ]
     print(f"| median of {args.repeat} rounds | {' | '.join(MODES)} |")

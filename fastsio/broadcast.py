@@ -75,6 +75,7 @@ class BroadcastOperator:
     def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` to every selected socket (encoded once)."""
         check_event(event)
+        self._adapter.nsp.server._stats.broadcasts += 1
         self._adapter.broadcast([event, *args], self._opts)
 
     def send(self, *args: Any) -> None:
@@ -103,6 +104,7 @@ class BroadcastOperator:
 
         nsp = self._adapter.nsp
         ack_id = nsp._next_ack_id()
+        nsp.server._stats.broadcasts += 1
         self._adapter.broadcast_with_ack([event, *args], self._opts, ack_id, on_count, on_ack)
         timeout = self._opts.timeout
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Set as AbstractSet
@@ -10,17 +9,25 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from fastsio import trace
 from fastsio._core import sio_packet
 from fastsio._core.errors import ProtocolError
 from fastsio.socket import Handshake, Socket
+from fastsio.stats import counted
+from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
     from fastsio.engine.socket import EngineSocket
+    from fastsio.engine.timers import Timer
     from fastsio.server import Server
 
 log = logging.getLogger("fastsio.client")
 
 _NOTHING: frozenset[str] = frozenset()
+
+TYPE_NAMES = ("CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT",
+              "BINARY_ACK")
+
 
 
 class Client:
@@ -46,7 +53,7 @@ class Client:
             server.max_event_args,
             server.max_attachment_bytes,
         )
-        self._attachment_timer: asyncio.TimerHandle | None = None
+        self._attachment_timer: Timer | None = None
         self.nsps: dict[str, Socket] = {}
         # Namespaces whose CONNECT is being handled (middlewares may be async). Almost always
         # empty: a shared empty frozenset until the first CONNECT (memory per connection).
@@ -54,7 +61,7 @@ class Client:
         conn.on_message = self._on_message
         conn.on_close = self._on_close
         conn.data = self
-        self._connect_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+        self._connect_timer: Timer | None = conn.server.timers.call_later(
             server.connect_timeout, self._on_connect_timeout
         )
         if conn.protocol == 3:
@@ -86,6 +93,10 @@ class Client:
 
     # -- inbound -----------------------------------------------------------------------------
     def _on_message(self, data: bytes, binary: bool) -> None:
+        counters = self.server._packets
+        if counters is not None:
+            counters.packets_in += 1
+            counters.bytes_in += len(data)
         try:
             packet = self.decoder.add_binary(data) if binary else self.decoder.add_text(data, 1)
         except ProtocolError as exc:
@@ -101,7 +112,7 @@ class Client:
             self._on_packet(packet)
         elif self._attachment_timer is None:
             # Attachments that never come must not hold the decoder (and memory) forever.
-            self._attachment_timer = asyncio.get_running_loop().call_later(
+            self._attachment_timer = self.conn.server.timers.call_later(
                 self.server.attachment_timeout, self._on_attachment_timeout
             )
 
@@ -112,6 +123,9 @@ class Client:
             self.conn.close("forced close")
 
     def _on_packet(self, packet: sio_packet.Packet) -> None:
+        if _trace.socket:
+            trace.SOCKET.debug("%s < %s %s %s id=%s", self.conn.sid, TYPE_NAMES[packet.type],
+                               packet.nsp, trace.shown(packet.data), packet.id)
         if packet.type == sio_packet.CONNECT and self.conn.protocol == 3:
             self._on_connect_v3(packet.nsp)
             return
@@ -143,6 +157,8 @@ class Client:
 
     # -- outbound ----------------------------------------------------------------------------
     def write(self, packet: sio_packet.Encoded) -> None:
+        if self.server._packets is not None or _trace.socket:
+            counted(self.server, self.conn.sid, packet)
         self.conn.send_encoded(packet)
 
     def connect_error(self, nsp: str, message: str, data: Any) -> None:

@@ -209,11 +209,14 @@ class Namespace(_Emitting):
                 log.exception("error while restoring a session")
         if client.conn.closed:
             return
+        stats = self.server._stats
         if session is None:
+            stats.recoveries_failed += 1
             sock = Socket(self, client, secrets.token_urlsafe(15), client.handshake(auth))
             sock.pid = secrets.token_urlsafe(16)
             self._connect_fresh(client, sock)
             return
+        stats.recoveries_ok += 1
         sock = Socket(self, client, session.sid, client.handshake(auth))
         sock.pid = session.pid
         sock.data = session.data

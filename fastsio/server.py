@@ -14,15 +14,18 @@ from pathlib import Path
 from ssl import SSLContext
 from typing import Any, overload
 
+from fastsio import trace
 from fastsio._core import sio_packet
 from fastsio.adapter import Adapter
 from fastsio.broadcast import BroadcastOperator
 from fastsio.client import Client
 from fastsio.encoding import JsonDefault
+from fastsio.engine.http import Headers, Request
 from fastsio.engine.server import AllowRequest, CorsOrigins, EngineServer
 from fastsio.engine.socket import EngineSocket
 from fastsio.namespace import H, Namespace, ParentNamespace, _Emitting
 from fastsio.static import FileServer, find_client_dist
+from fastsio.stats import Stats
 
 log = logging.getLogger("fastsio")
 
@@ -78,6 +81,7 @@ class Server(_Emitting):
         allow_request: AllowRequest | None = None,
         shutdown_timeout: float | None = None,
         json_default: JsonDefault | None = None,
+        packet_stats: bool = False,
         other_asgi_app: Any = None,
         **engine_options: Any,
     ) -> None:
@@ -87,6 +91,10 @@ class Server(_Emitting):
         if json_default is not None and not callable(json_default):
             raise TypeError("json_default must be a function (value -> JSON-able value)")
         self.json_default = json_default
+        # Counters for stats() and fastsio.metrics; the per-packet ones only when asked for.
+        self._stats = Stats(packet_stats)
+        self._packets = self._stats.packets
+        trace.enable_from_environment()
         # close()'s default timeout (run() closes with it on Ctrl-C / SIGTERM): None closes at
         # once, a number of seconds closes gracefully (see close()).
         if shutdown_timeout is not None and shutdown_timeout < 0:
@@ -132,7 +140,7 @@ class Server(_Emitting):
             **engine_options,
         )
         # The client bundle and static files (fastsio/static.py).
-        self.engine.http_handler = FileServer(
+        self.engine.http_handler = self._files = FileServer(
             self.engine.path,
             client_dist,
             {k: Path(v) for k, v in (static_files or {}).items()},
@@ -293,6 +301,24 @@ class Server(_Emitting):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # -- observability -----------------------------------------------------------------------
+    @property
+    def engine_routes(self) -> dict[str, Callable[[Request], tuple[int, Headers, bytes]]]:
+        """Extra GET/HEAD endpoints on the server's port: path -> ``fn(request)`` returning
+        ``(status, headers, body)`` (``fastsio.metrics.export`` adds ``/metrics`` here)."""
+        return self._files.routes
+
+    def stats(self) -> dict[str, Any]:
+        """The server's counters: ``clients`` (Engine.IO sessions), ``sockets`` (per
+        namespace), ``packets_in``/``bytes_in``/``packets_out``/``bytes_out`` (Socket.IO
+        packets; ``None`` unless ``Server(packet_stats=True)``), ``broadcasts``, ``recoveries``
+        (``ok``/``failed``) and ``disconnects`` (count per reason). See :mod:`fastsio.stats`;
+        :mod:`fastsio.metrics` exports them to Prometheus."""
+        return self._stats.snapshot(
+            len(self.engine.clients),
+            {name: len(nsp.sockets) for name, nsp in self._nsps.items()},
+        )
+
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def port(self) -> int | None:
@@ -304,6 +330,7 @@ class Server(_Emitting):
         # asyncio's default backlog (100) drops SYNs under a reconnect storm and clients then
         # wait for TCP's 1 s / 3 s retransmits; Node listens with 511.
         kwargs.setdefault("backlog", 1024)
+        trace.refresh()  # the trace loggers' levels, read once here (fastsio/trace.py)
         if self.engine.other_app is not None:
             await self.engine.other_app.startup()  # the ASGI app's lifespan, before listening
         return await self.engine.start(host, port, **kwargs)

@@ -28,12 +28,19 @@ START_TIMEOUT = 20.0
 class Command:
     """``fastsio run`` in a subprocess; its log lines (stderr) are collected as they come."""
 
-    def __init__(self, *args: str, entry: list[str] | None = None) -> None:
+    def __init__(
+        self, *args: str, entry: list[str] | None = None, own_group: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         cmd = entry or [sys.executable, "-m", "fastsio"]
         self.proc = subprocess.Popen(
             [*cmd, "run", APP, "--host", "127.0.0.1", "--port", "0", *args],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True,
+            # own_group: its own process group, as a terminal's foreground job, for a Ctrl-C
+            # (killpg SIGINT). Otherwise it stays in the test run's group (and dies with it).
+            start_new_session=own_group,
+            env={**os.environ, **(env or {})},
         )
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -91,9 +98,15 @@ class Command:
                 pids[int(m.group(1))] = int(m.group(2))
         return pids
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def stop(self, timeout: float = 20.0, ctrl_c: bool = False) -> int:
+        """SIGTERM to the parent (a service manager), or SIGINT to the whole process group
+        (Ctrl-C in a terminal); the exit status."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            if ctrl_c:
+                assert os.getpgid(self.proc.pid) == self.proc.pid, "needs own_group=True"
+                os.killpg(self.proc.pid, signal.SIGINT)
+            else:
+                self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -11,8 +11,7 @@ from typing import Any
 
 import orjson
 
-from fastsio.engine.heartbeat import Heartbeat
-from fastsio.engine.http import Headers, HttpConnection, Request, Router, Timeouts
+from fastsio.engine.http import Headers, HttpConnection, Request, Router
 from fastsio.engine.options import (
     DEFAULT_CORS_METHODS,
     Compression,
@@ -23,6 +22,7 @@ from fastsio.engine.options import (
 )
 from fastsio.engine.polling import PollingTransport
 from fastsio.engine.socket import EngineSocket
+from fastsio.engine.timers import Timer, TimerWheel
 from fastsio.engine.websocket import Flusher, WebSocketTransport, WebSocketTransport3, hand_over
 
 log = logging.getLogger("fastsio.engine")
@@ -193,16 +193,16 @@ class EngineServer:
         # WebSocket upgrades outside the Engine.IO path (Server(other_asgi_app=...)).
         self.other_app: Any = None
         self.clients: dict[str, EngineSocket] = {}
-        self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))
-        # The HTTP front's request and keep-alive deadlines (fastsio.engine.http).
-        self._http_timer = Timeouts(Timeouts.tick_for(http_request_timeout,
-                                                      http_keep_alive_timeout))
+        # Every deadline of this server and of the Socket.IO layer above it: heartbeats, the
+        # HTTP front's timeouts, connect and upgrade timeouts, lingering polling sessions,
+        # recovery sessions (fastsio.engine.timers).
+        self.timers = TimerWheel()
         self._closing = False  # close() has begun: no new session is accepted
         self._draining: list[WebSocketTransport] = []
         self._flusher = Flusher(write_buffer_high_water, max_queued_bytes, asyncio.get_running_loop)
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
-        self._lingering: dict[str, tuple[PollingTransport, asyncio.TimerHandle]] = {}
+        self._lingering: dict[str, tuple[PollingTransport, Timer]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.port: int | None = None
 
@@ -254,12 +254,11 @@ class EngineServer:
         draining, self._draining = self._draining, []
         if deadline is not None:
             await self._drain(draining, deadline)
-        for transport, handle in self._lingering.values():
-            handle.cancel()
+        for transport, timer in self._lingering.values():
+            timer.close()
             transport.abort()
         self._lingering.clear()
-        self._heartbeat.close()
-        self._http_timer.close()
+        self.timers.close()
         for conn in list(self._http_connections):
             if deadline is None:
                 conn.close()
@@ -307,11 +306,16 @@ class EngineServer:
         if self.clients.get(sock.sid) is sock:
             del self.clients[sock.sid]
         transport = sock.transport
-        if isinstance(transport, PollingTransport) and transport._should_close:
-            # The close packet waits for the client's next GET: keep the sid reachable briefly.
-            loop = asyncio.get_running_loop()
-            handle = loop.call_later(self.ping_timeout, self._unlinger, sock.sid)
-            self._lingering[sock.sid] = (transport, handle)
+        if isinstance(transport, PollingTransport) and (
+            transport._should_close or transport._owed is not None
+        ):
+            # The close packet (or the noop owed to a GET that raced the client's close) waits
+            # for the client's next GET: keep the sid reachable briefly.
+            self._linger(sock.sid, transport)
+
+    def _linger(self, sid: str, transport: PollingTransport) -> None:
+        timer = self.timers.call_later(self.ping_timeout, lambda: self._unlinger(sid))
+        self._lingering[sid] = (transport, timer)
 
     def _unlinger(self, sid: str) -> None:
         item = self._lingering.pop(sid, None)
@@ -378,18 +382,20 @@ class EngineServer:
             # method (as the official server, which answers preflights only through ``cors``).
             conn.respond(req, 204, self.cors.preflight_headers(req), b"")
             return
+        sid = req.query.get("sid")
+        if sid and (sock := self.clients.get(sid)) is not None:
+            sock.expire_if_due()
         error = self._verify(req, upgrade=False)
         if error is not None:
             self._abort_request(conn, req, *error)
             return
-        sid = req.query.get("sid")
         if sid:
             sock = self.clients.get(sid)
             if sock is None:
                 lingering = self._lingering.get(sid)
                 if lingering is not None and req.method == "GET":
-                    polling, handle = lingering
-                    handle.cancel()
+                    polling, timer = lingering
+                    timer.close()
                     del self._lingering[sid]
                     polling.closed = False
                     polling._get = None
@@ -397,12 +403,7 @@ class EngineServer:
                     if polling._should_close:
                         # That GET took the last packets; the close packet waits for the next.
                         polling.closed = True
-                        self._lingering[sid] = (
-                            polling,
-                            asyncio.get_running_loop().call_later(
-                                self.ping_timeout, self._unlinger, sid
-                            ),
-                        )
+                        self._linger(sid, polling)
                     return
                 self._abort_request(conn, req, UNKNOWN_SID, None)
                 return
@@ -599,15 +600,15 @@ class EngineServer:
         sid = req.query.get("sid")
         if sid:
             sock = self.clients[sid]
-            if (
-                sock.upgrading
-                or sock.upgraded
-                or not self.allow_upgrades
-                or sock.transport.name != "polling"
+            if not (sock.upgrading or sock.upgraded) and (
+                not self.allow_upgrades or sock.transport.name != "polling"
             ):
-                # Only a polling session upgrades, and only once at a time.
+                # Only a polling session upgrades.
                 conn.abort_upgrade(ERROR_MESSAGES[BAD_REQUEST])
                 return
+            # A session upgrades once at a time: a WebSocket for one already upgrading or
+            # upgraded completes its handshake and is then closed (_on_probe_open), as the
+            # official server answers it (its clients see a close, not a refused upgrade).
             listener = self._ws_transport(
                 sock.protocol, req, lambda ws: self._on_probe_open(sid, ws)
             )
