@@ -767,6 +767,8 @@ class RedisStreamsAdapter(Adapter):
 
     def close(self) -> None:
         super().close()
+        # Replaced (set_adapter) or closing: this namespace hears nothing from the cluster now.
+        self.node.unregister(self)
 
     async def aclose(self) -> None:
         self.node.unregister(self)

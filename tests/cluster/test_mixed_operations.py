@@ -193,6 +193,11 @@ async def test_operations_from_node_reach_fastsio(cluster: Cluster) -> None:
     # socketsJoin / socketsLeave from Node.
     await node.call("socketsJoin", rooms=["r2"], target="r3")
     await pytest_wait(lambda: "r3" in io.sockets.sockets[a2.id].rooms)  # type: ignore[attr-defined]
+    # The Node node applies it to its own sockets once its XADD answered (not awaited there).
+    for _ in range(50):
+        local = await node.call("fetchSockets", rooms=["r3"], local=True)
+        if local["sockets"]:
+            break
     io.to("r3").emit("to-r3")
     await barrier(clients, send, 2)
     assert got(clients, "to-r3") == {"a2", "b2"}
