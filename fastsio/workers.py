@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import json
 import logging
@@ -42,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fastsio.engine.clientlog import ClientErrors
 from fastsio.engine.http import HAND_BACK_MAX, HttpConnection
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from fastsio.server import Server
 
 log = logging.getLogger("fastsio.workers")
+_accept_failures = ClientErrors(log, level=logging.WARNING)
 
 # A worker's tag is the first character of its session ids: its index in this alphabet.
 TAGS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -62,6 +65,8 @@ FIRST_READ = 16384
 # Connections the parent holds while waiting for their request line (slowloris bound).
 HEAD_TIMEOUT = 10.0
 MAX_PENDING_HEADS = 10_000
+# After accept() fails (out of file descriptors), how long the parent waits before trying again.
+ACCEPT_PAUSE = 0.1
 # Connections queued for a worker whose control socket is full.
 MAX_BACKLOG = 4096
 # Past the workers' shutdown timeout, how long the parent waits before killing them.
@@ -608,8 +613,17 @@ class Supervisor:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                # EMFILE and friends: the connection stays in the backlog for the next round.
-                log.warning("accept failed: %s", exc)
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue  # the client gave up before it was accepted: its business
+                # EMFILE and friends: the connection stays in the backlog, and the listener
+                # readable: pause a moment instead of spinning on it (said once a minute at
+                # most: a flood of clients keeps it coming).
+                _accept_failures.log("accept failed: %s; pausing accepting (%.1f s at a time)",
+                                     exc, ACCEPT_PAUSE)
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(listener.fileno())
+                self._accepting = False
+                loop.call_later(ACCEPT_PAUSE, self._start_accepting)
                 return
             sock.setblocking(False)
             self._read_head(sock, b"")
@@ -759,4 +773,12 @@ def run_supervisor(supervisor: Supervisor) -> int:
     return result[0] if result else 1
 
 
-__all__ = ["MAX_WORKERS", "TAGS", "Supervisor", "run_supervisor", "sid_worker", "worker_main"]
+__all__ = [
+    "MAX_WORKERS",
+    "TAGS",
+    "Supervisor",
+    "WorkerRouter",
+    "run_supervisor",
+    "sid_worker",
+    "worker_main",
+]

@@ -220,6 +220,11 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            # Closed by its owner even though the peer has gone: before Python 3.11, asyncio's
+            # TLS transport otherwise counts itself unclosed (a ResourceWarning when collected).
+            transport.close()
         self._timer = _NO_TIMER
         self._deadline.close()  # and the timer's reference to this connection
         self.server._http_connections.discard(self)

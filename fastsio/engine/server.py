@@ -303,8 +303,11 @@ class EngineServer:
         if self.clients.get(sock.sid) is sock:
             del self.clients[sock.sid]
         transport = sock.transport
-        if isinstance(transport, PollingTransport) and transport._should_close:
-            # The close packet waits for the client's next GET: keep the sid reachable briefly.
+        if isinstance(transport, PollingTransport) and (
+            transport._should_close or transport._owed is not None
+        ):
+            # The close packet (or the noop owed to a GET that raced the client's close) waits
+            # for the client's next GET: keep the sid reachable briefly.
             self._linger(sock.sid, transport)
 
     def _linger(self, sid: str, transport: PollingTransport) -> None:
@@ -588,15 +591,15 @@ class EngineServer:
         sid = req.query.get("sid")
         if sid:
             sock = self.clients[sid]
-            if (
-                sock.upgrading
-                or sock.upgraded
-                or not self.allow_upgrades
-                or sock.transport.name != "polling"
+            if not (sock.upgrading or sock.upgraded) and (
+                not self.allow_upgrades or sock.transport.name != "polling"
             ):
-                # Only a polling session upgrades, and only once at a time.
+                # Only a polling session upgrades.
                 conn.abort_upgrade(ERROR_MESSAGES[BAD_REQUEST])
                 return
+            # A session upgrades once at a time: a WebSocket for one already upgrading or
+            # upgraded completes its handshake and is then closed (_on_probe_open), as the
+            # official server answers it (its clients see a close, not a refused upgrade).
             listener = self._ws_transport(
                 sock.protocol, req, lambda ws: self._on_probe_open(sid, ws)
             )

@@ -219,6 +219,11 @@ class WebSocketTransport(WSListener):
                 self._deliver(data, binary)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        underlying = transport.underlying_transport
+        if not underlying.is_closing():
+            # As HttpConnection.connection_lost: asyncio's TLS transport before Python 3.11
+            # counts itself unclosed unless its owner closes it, even after the peer has gone.
+            underlying.close()
         self._unwritable()
         if self._box is not None:
             self._box.clear()
