@@ -725,6 +725,28 @@ class ASGIApp:
                 return
 
 
+def own_front_server(target: Any) -> Server:
+    """The native server that serves ``target`` (an :class:`ASGIApp` or a ``fastsio.compat``
+    server) on fastsio's own front: an ``ASGIApp``'s ``other_asgi_app`` becomes the server's
+    (``fastsio run app:app`` for an app written for uvicorn). Its ``static_files`` and a
+    ``socketio_path`` other than the server's ``path`` are not carried over (a warning says
+    so): the own front serves the server's own ``static_files`` and ``path``."""
+    if not isinstance(target, ASGIApp):
+        return _native(target)
+    server = target.server
+    if target.socketio_path is not None and target.socketio_path != server.engine.path:
+        log.warning("ASGIApp socketio_path %r: the own front serves Socket.IO at %r (the "
+                    "server's path option)", target.socketio_path, server.engine.path)
+    if target.static_files:
+        log.warning("ASGIApp static_files are not served by the own front: give them to the "
+                    "server (Server(static_files=...)) or to the other ASGI app")
+    other = target.other_asgi_app
+    if other is not None and server.engine.other_app is None:
+        server.other_asgi_app = other
+        server.engine.other_app = OtherApp(other, server)
+    return server
+
+
 # -- the other way round: an ASGI app behind fastsio's own front --------------------------------
 class OtherApp:
     """Runs an ASGI application for the requests fastsio's own front does not serve itself

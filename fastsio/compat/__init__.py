@@ -15,7 +15,7 @@ from fastsio.compat.exceptions import (
     SocketIOError,
     TimeoutError,
 )
-from fastsio.compat.manager import AsyncManager
+from fastsio.compat.manager import AsyncManager, AsyncRedisManager
 from fastsio.compat.namespace import AsyncNamespace
 from fastsio.compat.server import AsyncServer
 
@@ -23,6 +23,7 @@ __all__ = [
     "ASGIApp",
     "AsyncManager",
     "AsyncNamespace",
+    "AsyncRedisManager",
     "AsyncServer",
     "BadNamespaceError",
     "ConnectionError",

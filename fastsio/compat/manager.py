@@ -3,6 +3,7 @@ client's rooms, whether it is connected), answered from the native adapters."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -123,3 +124,34 @@ class AsyncManager:
 
     async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         await self._srv.disconnect(sid, namespace)
+
+
+class AsyncRedisManager(AsyncManager):
+    """python-socketio's ``AsyncRedisManager(url)``, backed by fastsio's Redis streams adapter
+    (``fastsio.cluster``): rooms, broadcasts and sessions span every server on that Redis.
+
+    It speaks the official Socket.IO cluster format (``@socket.io/redis-streams-adapter``), not
+    python-socketio's own pub/sub messages: every server of the cluster must be fastsio (or the
+    official Node server with that adapter); python-socketio servers cannot join it.
+    ``channel`` and ``redis_options`` are accepted for compatibility; ``write_only`` managers
+    (an external process that only emits) are not supported.
+    """
+
+    def __init__(self, url: str = "redis://localhost:6379/0", channel: str = "socketio",
+                 write_only: bool = False, logger: Any = None,
+                 redis_options: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        if write_only:
+            raise ValueError("write_only client managers are not supported by fastsio.compat")
+        try:
+            # Imported by name: fastsio.cluster is optional (and may not be installed).
+            cluster = importlib.import_module("fastsio.cluster")
+            redis_streams_adapter = cluster.redis_streams_adapter
+        except (ImportError, AttributeError) as exc:
+            raise ImportError(
+                "AsyncRedisManager needs fastsio's Redis adapter (fastsio.cluster) and the "
+                f"redis package: {exc}"
+            ) from exc
+        self.url = url
+        self.channel = channel
+        self.adapter_factory = redis_streams_adapter(url)

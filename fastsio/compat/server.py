@@ -231,12 +231,14 @@ class AsyncServer:
     def _adapter_and_manager(self, client_manager: Any) -> tuple[Any, AsyncManager]:
         if client_manager is None:
             return Adapter, AsyncManager()
-        if isinstance(client_manager, AsyncManager):
-            return Adapter, client_manager
         factory = getattr(client_manager, "adapter_factory", None)
         if factory is not None:
-            # A fastsio cluster manager: the native adapter it provides does the work.
-            return factory, AsyncManager()
+            # AsyncRedisManager (fastsio.cluster underneath): its native adapter does the work.
+            manager = client_manager if isinstance(client_manager, AsyncManager) \
+                else AsyncManager()
+            return factory, manager
+        if isinstance(client_manager, AsyncManager):
+            return Adapter, client_manager
         if isinstance(client_manager, type) and issubclass(client_manager, Adapter):
             return client_manager, AsyncManager()
         if type(client_manager).__module__.split(".")[0] == "socketio":

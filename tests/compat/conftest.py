@@ -30,6 +30,12 @@ def _command(front: str, app: str, port: int) -> list[str]:
     if front == "hypercorn":
         return [sys.executable, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}",
                 "--log-level", "warning"]
+    if front == "fastsio-run":  # the own front, the ASGI app beside it in-process
+        return [sys.executable, "-m", "fastsio", "run", app, "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "warning"]
+    if front == "fastsio-run":  # the own front, the ASGI app beside it in-process
+        return [sys.executable, "-m", "fastsio", "run", app, "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "warning"]
     if front == "aiohttp":
         return [sys.executable, "-m", "tests.compat.apps.aiohttp_main", str(port)]
     raise ValueError(front)

@@ -27,6 +27,17 @@ async def test_docs_app_on_asgi_servers(app_servers, front, transports):
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"], ["polling", "websocket"]],
                          ids=["websocket", "polling", "upgrade"])
+async def test_docs_app_on_the_own_front(app_servers, transports):
+    """``fastsio run docs_app:app``: the uvicorn app, unchanged, on fastsio's own front with
+    its FastAPI app served beside Socket.IO in-process (Server(other_asgi_app=...))."""
+    server = get_server(app_servers, "fastsio-run", DOCS_APP)
+    out = await basics(server.url, transports)
+    for key, value in EXPECTED_BASICS.items():
+        assert out[key] == value, key
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"], ["polling", "websocket"]],
+                         ids=["websocket", "polling", "upgrade"])
 async def test_docs_app_on_aiohttp(app_servers, transports):
     server = get_server(app_servers, "aiohttp", "aiohttp")
     out = await basics(server.url, transports, http_app=False)
