@@ -47,6 +47,11 @@ class Server(_Emitting):
     Engine.IO options (``path``, ``transports``, ``ping_interval``, ``ping_timeout``,
     ``max_http_buffer_size``, ``cors_allowed_origins``, ...) are passed through; times are in
     seconds. Calls such as ``emit``/``to``/``on`` without a namespace act on ``/``.
+
+    ``other_asgi_app``: an ASGI application (FastAPI, Starlette, ...) that gets every HTTP
+    request and WebSocket outside the Socket.IO path, on the same port and in this process,
+    with its lifespan run by :meth:`start`/:meth:`close` (see :class:`fastsio.asgi.OtherApp`
+    for what this bridge does not do, such as streaming responses).
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class Server(_Emitting):
         shutdown_timeout: float | None = None,
         json_default: JsonDefault | None = None,
         packet_stats: bool = False,
+        other_asgi_app: Any = None,
         **engine_options: Any,
     ) -> None:
         self.connect_timeout = connect_timeout
@@ -140,6 +146,13 @@ class Server(_Emitting):
             {k: Path(v) for k, v in (static_files or {}).items()},
             self.engine._cors_headers,
         )
+        # An ASGI application (FastAPI, Starlette, ...) served on the same port for every HTTP
+        # request and WebSocket outside the Socket.IO path (fastsio.asgi.OtherApp).
+        self.other_asgi_app = other_asgi_app
+        if other_asgi_app is not None:
+            from fastsio.asgi import OtherApp
+
+            self.engine.other_app = OtherApp(other_asgi_app, self)
         self.sockets: Namespace = self.of("/")
         self._handlers = self.sockets._handlers
         self._middlewares = self.sockets._middlewares
@@ -318,6 +331,8 @@ class Server(_Emitting):
         # wait for TCP's 1 s / 3 s retransmits; Node listens with 511.
         kwargs.setdefault("backlog", 1024)
         trace.refresh()  # the trace loggers' levels, read once here (fastsio/trace.py)
+        if self.engine.other_app is not None:
+            await self.engine.other_app.startup()  # the ASGI app's lifespan, before listening
         return await self.engine.start(host, port, **kwargs)
 
     async def close(self, timeout: float | None = None, *, reconnect: bool = True) -> None:
@@ -359,6 +374,9 @@ class Server(_Emitting):
             if started and remaining > 0:
                 await asyncio.wait(started, timeout=remaining)
         await engine.close(None if deadline is None else max(0.0, deadline - loop.time()))
+        if engine.other_app is not None:
+            await engine.other_app.shutdown(
+                None if deadline is None else max(0.0, deadline - loop.time()))
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -65,6 +65,8 @@ FIRST_READ = 16384
 # Connections the parent holds while waiting for their request line (slowloris bound).
 HEAD_TIMEOUT = 10.0
 MAX_PENDING_HEADS = 10_000
+# After accept() fails (out of file descriptors), how long the parent waits before trying again.
+ACCEPT_PAUSE = 0.1
 # Connections queued for a worker whose control socket is full.
 MAX_BACKLOG = 4096
 # Past the workers' shutdown timeout, how long the parent waits before killing them.
@@ -613,9 +615,15 @@ class Supervisor:
             except OSError as exc:
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue  # the client gave up before it was accepted: its business
-                # EMFILE and friends: the connection stays in the backlog for the next round
-                # (said once a minute at most: a flood of clients keeps it coming).
-                _accept_failures.log("accept failed: %s", exc)
+                # EMFILE and friends: the connection stays in the backlog, and the listener
+                # readable: pause a moment instead of spinning on it (said once a minute at
+                # most: a flood of clients keeps it coming).
+                _accept_failures.log("accept failed: %s; pausing accepting (%.1f s at a time)",
+                                     exc, ACCEPT_PAUSE)
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(listener.fileno())
+                self._accepting = False
+                loop.call_later(ACCEPT_PAUSE, self._start_accepting)
                 return
             sock.setblocking(False)
             self._read_head(sock, b"")
@@ -765,4 +773,12 @@ def run_supervisor(supervisor: Supervisor) -> int:
     return result[0] if result else 1
 
 
-__all__ = ["MAX_WORKERS", "TAGS", "Supervisor", "run_supervisor", "sid_worker", "worker_main"]
+__all__ = [
+    "MAX_WORKERS",
+    "TAGS",
+    "Supervisor",
+    "WorkerRouter",
+    "run_supervisor",
+    "sid_worker",
+    "worker_main",
+]

@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 import fastsio
-from fastsio.workers import TAGS
+from fastsio.workers import TAGS, WorkerRouter
 
 from . import rawclient
 from .conftest import wait_for
@@ -36,6 +36,7 @@ from .workers_helpers import (
     Command,
     KeepAlive,
     Polling,
+    cpu_seconds,
     fetch,
     packets,
     pid_gone,
@@ -205,7 +206,9 @@ def test_garbage_and_silent_connections_leave_the_parent_serving(two_workers: Co
 
 # -- the processes -----------------------------------------------------------------------------
 def test_dead_worker_is_restarted_and_gets_the_new_sessions() -> None:
-    cmd = Command("--workers", "2", "--no-shared-state", env={"WORKERS_APP_PING": "20"})
+    # (Its polling sessions stop polling: a short graceful close at the end.)
+    cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "0.3",
+                  env={"WORKERS_APP_PING": "20"})
     cmd.started(2)
     try:
         old = cmd.worker_pids()
@@ -255,6 +258,34 @@ def test_stop_closes_every_process_gracefully(ctrl_c: bool) -> None:
         socket.create_connection(("127.0.0.1", cmd.port), timeout=2).close()
 
 
+def test_out_of_file_descriptors_pauses_accepting_then_serves() -> None:
+    entry = ["sh", "-c", 'ulimit -n 64 && exec "$0" "$@"', sys.executable, "-m", "fastsio"]
+    cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "0.3",
+                  entry=entry).started(2)
+    held: list[socket.socket] = []
+    try:
+        # Half a request line each: the parent holds them, waiting for the rest, until its
+        # descriptors run out.
+        for _ in range(80):
+            s = socket.create_connection(("127.0.0.1", cmd.port), timeout=5)
+            s.sendall(b"GET /socket.io/?EIO=4&transport=pol")
+            held.append(s)
+        cmd.wait_line(r"accept failed: \[Errno 24\] Too many open files; pausing accepting")
+        # It does not spin on the listener meanwhile.
+        before = cpu_seconds(cmd.proc.pid)
+        time.sleep(0.5)
+        assert cpu_seconds(cmd.proc.pid) - before < 0.2
+        for s in held:
+            s.close()
+        held = []
+        assert Polling(cmd.url).call("whoami")[0] in cmd.worker_pids().values()
+    finally:
+        for s in held:
+            s.close()
+        assert cmd.stop() == 0, cmd.log()
+    assert sum("accept failed" in line for line in cmd.lines) == 1, "warned once, not per retry"
+
+
 def test_worker_stuck_past_the_deadline_is_killed() -> None:
     cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "0.5").started(2)
     pids = cmd.worker_pids()
@@ -290,3 +321,29 @@ async def test_set_adapter_replaces_every_namespace_adapter(make_server: Any) ->
         with pytest.raises(RuntimeError, match="after clients connected"):
             io.set_adapter(fastsio.Adapter)
     assert isinstance(io.sockets.adapter, Recording)
+
+
+# -- a worker's session ids --------------------------------------------------------------------
+async def test_worker_sids_start_with_its_tag() -> None:
+    io = fastsio.Server(sid_generator=lambda req: "custom")
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        router = WorkerRouter(io.engine, a, 3, 4, lambda: None)
+        plain = router.make_sid(None)(None)
+        assert plain[0] == TAGS[3] and len(plain) == 21
+        # The application's own generator, sync or async, keeps its ids after the tag.
+        assert router.make_sid(io.engine.sid_generator)(None) == TAGS[3] + "custom"
+
+        async def later(req: Any) -> str:
+            return "later"
+
+        assert await router.make_sid(later)(None) == TAGS[3] + "later"
+        # Another worker's session, by its tag; not ours, nor a tag no worker has.
+        assert router.foreign(f"/socket.io/?EIO=4&transport=polling&sid={TAGS[0]}xyz".encode())
+        assert not router.foreign(f"/socket.io/?EIO=4&sid={TAGS[3]}xyz".encode())
+        assert not router.foreign(f"/socket.io/?EIO=4&sid={TAGS[4]}xyz".encode())
+        assert not router.foreign(b"/socket.io/?EIO=4&transport=polling")
+        assert not router.foreign(f"/socket.io/?EIO=4&nosid={TAGS[0]}".encode())
+    finally:
+        a.close()
+        b.close()

@@ -201,6 +201,12 @@ class KeepAlive:
         self.sock.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pid_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -189,6 +189,9 @@ class EngineServer:
         # "upgrade" event), for whoever watches the engine; None costs nothing.
         self.on_upgrade: Callable[[EngineSocket], None] | None = None
         self.http_handler = http_handler
+        # fastsio.asgi.OtherApp: the ASGI application that gets the HTTP requests and
+        # WebSocket upgrades outside the Engine.IO path (Server(other_asgi_app=...)).
+        self.other_app: Any = None
         self.clients: dict[str, EngineSocket] = {}
         # Every deadline of this server and of the Socket.IO layer above it: heartbeats, the
         # HTTP front's timeouts, connect and upgrade timeouts, lingering polling sessions,
@@ -362,7 +365,9 @@ class EngineServer:
             return
         if not self._is_ours(req):
             answer = self.http_handler(req) if self.http_handler is not None else None
-            if answer is None:
+            if answer is None and self.other_app is not None:
+                self.other_app.http(req, conn)  # Server(other_asgi_app=...)
+            elif answer is None:
                 conn.respond(req, 404, [("Content-Type", "text/plain")], b"Not Found")
             else:
                 conn.respond(req, *answer)
@@ -577,7 +582,11 @@ class EngineServer:
                   self.websocket_handshake_timeout, headers)
 
     def _handle_upgrade(self, req: Request, conn: HttpConnection) -> None:
-        if not self._is_ours(req) or req.headers.get("upgrade", "").lower() != "websocket":
+        is_websocket = req.headers.get("upgrade", "").lower() == "websocket"
+        if not self._is_ours(req) and is_websocket and self.other_app is not None:
+            self.other_app.websocket(req, conn)  # Server(other_asgi_app=...)
+            return
+        if not self._is_ours(req) or not is_websocket:
             conn.abort_upgrade("Bad request")
             return
         error = self._verify(req, upgrade=True)
