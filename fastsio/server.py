@@ -45,8 +45,10 @@ class Server(_Emitting):
     """A Socket.IO v4 server.
 
     Engine.IO options (``path``, ``transports``, ``ping_interval``, ``ping_timeout``,
-    ``max_http_buffer_size``, ``cors_allowed_origins``, ...) are passed through; times are in
-    seconds. Calls such as ``emit``/``to``/``on`` without a namespace act on ``/``.
+    ``max_http_buffer_size``, ``cors_allowed_origins``, ``trusted_proxies``, ...) are passed
+    through; times are in seconds. Calls such as ``emit``/``to``/``on`` without a namespace act
+    on ``/``. ``json_default``: ``fn(value)`` for values orjson cannot encode
+    (:mod:`fastsio.encoding`); ``packet_stats``: count packets and bytes in :meth:`stats`.
 
     ``other_asgi_app``: an ASGI application (FastAPI, Starlette, ...) that gets every HTTP
     request and WebSocket outside the Socket.IO path, on the same port and in this process,
