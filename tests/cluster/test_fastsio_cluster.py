@@ -193,7 +193,7 @@ async def test_sharded_pubsub_several_streams_and_time_bound(cluster: Cluster) -
     """``use_sharded_pubsub``, ``stream_count`` (with a namespace whose hash is negative: its
     stream is ``socket.io--3``, which fastsio reads) and ``max_age`` (XTRIM MINID)."""
     opts: dict[str, Any] = {"use_sharded_pubsub": True, "stream_count": 4, "max_age": 0.5}
-    io1, url1 = await cluster.fastsio(**opts)
+    io1, _url1 = await cluster.fastsio(**opts)
     io2, url2 = await cluster.fastsio(**opts)
     io1.of("/notifications")
     io2.of("/notifications")
