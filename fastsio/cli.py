@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 io.shutdown_timeout = args.shutdown_timeout
             elif io.shutdown_timeout is None:
                 io.shutdown_timeout = 5.0
-            io.run(args.host, args.port)
+            io.run(args.host, args.port, quiet=True)  # the log line says where it listens
             return 0
         from fastsio.workers import MAX_WORKERS, Supervisor, run_supervisor
 

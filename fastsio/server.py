@@ -45,8 +45,10 @@ class Server(_Emitting):
     """A Socket.IO v4 server.
 
     Engine.IO options (``path``, ``transports``, ``ping_interval``, ``ping_timeout``,
-    ``max_http_buffer_size``, ``cors_allowed_origins``, ...) are passed through; times are in
-    seconds. Calls such as ``emit``/``to``/``on`` without a namespace act on ``/``.
+    ``max_http_buffer_size``, ``cors_allowed_origins``, ``trusted_proxies``, ...) are passed
+    through; times are in seconds. Calls such as ``emit``/``to``/``on`` without a namespace act
+    on ``/``. ``json_default``: ``fn(value)`` for values orjson cannot encode
+    (:mod:`fastsio.encoding`); ``packet_stats``: count packets and bytes in :meth:`stats`.
 
     ``other_asgi_app``: an ASGI application (FastAPI, Starlette, ...) that gets every HTTP
     request and WebSocket outside the Socket.IO path, on the same port and in this process,
@@ -221,8 +223,13 @@ class Server(_Emitting):
         await self.sockets.server_side_emit(event, *args)
 
     async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
-        """Like :meth:`server_side_emit`, collecting one answer per other node."""
+        """Like :meth:`server_side_emit`, collecting one answer per other node (see
+        :meth:`Namespace.server_side_emit_with_ack`)."""
         return await self.sockets.server_side_emit_with_ack(event, *args)
+
+    def on_server_side(self, event: str, handler: Handler | None = None) -> Any:
+        """Like :meth:`Namespace.on_server_side` for ``/``."""
+        return self.sockets.on_server_side(event, handler)
 
     def _connect(self, client: Client, name: str, auth: dict[str, Any]) -> None:
         if name == "":
@@ -331,6 +338,8 @@ class Server(_Emitting):
         # wait for TCP's 1 s / 3 s retransmits; Node listens with 511.
         kwargs.setdefault("backlog", 1024)
         trace.refresh()  # the trace loggers' levels, read once here (fastsio/trace.py)
+        for nsp in list(self._nsps.values()):
+            await nsp.adapter.init()
         if self.engine.other_app is not None:
             await self.engine.other_app.startup()  # the ASGI app's lifespan, before listening
         return await self.engine.start(host, port, **kwargs)
@@ -383,6 +392,8 @@ class Server(_Emitting):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for nsp in self._nsps.values():
             nsp.adapter.close()
+        for nsp in list(self._nsps.values()):
+            await nsp.adapter.aclose()
 
     def run(
         self,

@@ -139,7 +139,8 @@ def traced():
     trace.refresh()
 
 
-def test_traces_are_off_by_default():
+def test_traces_are_off_by_default(monkeypatch):
+    monkeypatch.delenv("FASTSIO_TRACE", raising=False)
     io = fastsio.Server()
     assert io is not None
     trace.refresh()
