@@ -13,7 +13,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastsio.server import Server
@@ -68,23 +68,25 @@ def load_app(target: str) -> Server:
     return obj
 
 
+def redis_adapter_factory() -> Callable[..., Any]:
+    """``fastsio.cluster.redis_streams_adapter``, or a clear error without the redis extra."""
+    try:
+        from fastsio.cluster import redis_streams_adapter
+    except ImportError as exc:
+        raise CliError(
+            f"--redis needs the redis extra (pip install 'fastsio[redis]'): {exc}"
+        ) from exc
+    return redis_streams_adapter
+
+
 def apply_redis(io: Server, url: str) -> None:
     """Share ``io``'s state through the Redis streams adapter at ``url``."""
-    try:
-        cluster = importlib.import_module("fastsio.cluster")
-        factory = cluster.redis_streams_adapter
-    except (ImportError, AttributeError) as exc:
-        raise CliError(f"--redis needs the Redis adapter (fastsio.cluster): {exc}") from exc
-    io.set_adapter(factory(url))
+    io.set_adapter(redis_adapter_factory()(url))
 
 
 def check_redis_available() -> None:
     """Fail early (in the parent) when ``--redis`` cannot work in the workers."""
-    try:
-        cluster = importlib.import_module("fastsio.cluster")
-        cluster.redis_streams_adapter  # noqa: B018
-    except (ImportError, AttributeError) as exc:
-        raise CliError(f"--redis needs the Redis adapter (fastsio.cluster): {exc}") from exc
+    redis_adapter_factory()
 
 
 def build_parser() -> argparse.ArgumentParser:
