@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from fastsio.adapter import Adapter
 from fastsio.server import Server
 
 log = logging.getLogger("fastsio")
@@ -80,8 +81,13 @@ def redis_adapter_factory() -> Callable[..., Any]:
 
 
 def apply_redis(io: Server, url: str) -> None:
-    """Share ``io``'s state through the Redis streams adapter at ``url``."""
-    io.set_adapter(redis_adapter_factory()(url))
+    """Share ``io``'s state through the Redis streams adapter at ``url``, unless the
+    application gave its server an adapter of its own (other options): that one stays."""
+    factory = redis_adapter_factory()
+    if io._adapter_factory is not Adapter:
+        log.info("--redis: keeping the adapter the application configured")
+        return
+    io.set_adapter(factory(url))
 
 
 def check_redis_available() -> None:
@@ -108,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--redis", metavar="URL", default=None,
-        help="share rooms, broadcasts and sessions through Redis (redis://host:port/db)",
+        help="share rooms, broadcasts and sessions through Redis (redis://host:port/db); "
+        "a server the application gave an adapter keeps it",
     )
     run.add_argument(
         "--no-shared-state", action="store_true",

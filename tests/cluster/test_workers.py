@@ -8,9 +8,29 @@ import os
 import signal
 import time
 
+import fastsio
+from fastsio.cli import apply_redis
+from fastsio.cluster import RedisStreamsAdapter
+
 from ..interop.node import NodeClient
 from ..workers_helpers import Command, Polling
 from .redisserver import RedisServer
+
+
+def test_redis_option_installs_the_adapter_unless_the_app_has_one(redis_url: str) -> None:
+    io = fastsio.Server()
+    io.of("/chat")
+    apply_redis(io, redis_url)
+    assert all(isinstance(nsp.adapter, RedisStreamsAdapter) for nsp in io._nsps.values())
+    for nsp in io._nsps.values():
+        nsp.adapter.close()
+
+    class Own(fastsio.Adapter):
+        pass
+
+    mine = fastsio.Server(adapter=Own)
+    apply_redis(mine, redis_url)
+    assert type(mine.sockets.adapter) is Own
 
 
 def test_one_worker_with_redis_uses_the_adapter(redis_server: RedisServer) -> None:
