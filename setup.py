@@ -1,11 +1,19 @@
-"""Builds the Cython core. FASTSIO_BUILD=debug selects the debug/trace build."""
+"""Builds the Cython core (FASTSIO_BUILD=debug selects the debug/trace build) and puts the
+official client bundle into the package (client_bundle.py: fetched with npm at build time)."""
 
 import os
+import sys
 from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
+
+# The build backend does not put the project on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import client_bundle
 
 DEBUG = os.environ.get("FASTSIO_BUILD", "release") == "debug"
 
@@ -54,8 +62,24 @@ class BuildExt(build_ext):
         MARKER.write_text(VARIANT)
 
 
+class BuildPy(build_py):
+    """The bundle is package data: fetched first (an editable install only warns without it)."""
+
+    def run(self) -> None:
+        client_bundle.ensure(required=not getattr(self, "editable_mode", False))
+        super().run()
+
+
+class Sdist(sdist):
+    """The sdist carries the bundle, so that building from it needs no npm."""
+
+    def run(self) -> None:
+        client_bundle.ensure(required=True)
+        super().run()
+
+
 setup(
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "build_py": BuildPy, "sdist": Sdist},
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,

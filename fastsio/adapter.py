@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from fastsio._core import sio_packet
 from fastsio._core.packetlog import PacketLog
 from fastsio._core.rooms import RoomIndex
+from fastsio.encoding import encode_fallback
+from fastsio.engine.timers import Timer, TimerWheel
 
 if TYPE_CHECKING:
     from fastsio.namespace import Namespace
@@ -56,6 +58,25 @@ class Session:
     missed_packets: list[list[bytes]] = field(default_factory=list)
 
 
+class _Kept(Timer):
+    """A persisted session, which is also its own expiry in the server's timer wheel."""
+
+    __slots__ = ("session", "sessions")
+
+    def __init__(self, wheel: TimerWheel, session: Session, sessions: dict[str, _Kept]) -> None:
+        super().__init__(wheel, _never)
+        self.session = session
+        self.sessions = sessions
+
+    def fire(self) -> None:
+        if self.sessions.get(self.session.pid) is self:
+            del self.sessions[self.session.pid]
+
+
+def _never() -> None:  # pragma: no cover - _Kept overrides fire()
+    pass
+
+
 class Adapter:
     """In-memory adapter over the Cython room index.
 
@@ -68,7 +89,9 @@ class Adapter:
         self.nsp = nsp
         self.index = RoomIndex()
         self.log: PacketLog | None = None
-        self._sessions: dict[str, tuple[Session, float, asyncio.TimerHandle]] = {}
+        # pid -> the session, timed in the server's wheel to expire (loop time: ``.due``)
+        self._sessions: dict[str, _Kept] = {}
+        self._timers: TimerWheel | None = None
         self.max_disconnection_duration = 0.0
         # "join-room"/"leave-room" listeners (see on()); None until the first, so that rooms
         # nobody watches cost one check per change.
@@ -180,7 +203,11 @@ class Adapter:
     ) -> None:
         """Encode once, stamp once (recovery), then queue the same packet for every target:
         ``sids`` when given (already computed), else the targets of ``opts``."""
-        packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        try:
+            packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
+            packet = encode_fallback(self.nsp.server, sio_packet.EVENT, self.nsp.name, data,
+                                     ack_id)
         if self.log is not None and ack_id is None and not opts.volatile:
             # One splice per broadcast: every recipient gets the same stamped bytes.
             _seq, parts = self.log.append(packet.parts, opts.rooms, opts.except_rooms)
@@ -267,17 +294,21 @@ class Adapter:
         May return an awaitable (a cluster adapter writes to the network); this one stores the
         session at once, so a reconnect that races the disconnect still finds it.
         """
-        loop = asyncio.get_running_loop()
         old = self._sessions.pop(session.pid, None)
         if old is not None:
-            old[2].cancel()
-        deadline = loop.time() + self.max_disconnection_duration
-        handle = loop.call_at(deadline, self._expire, session.pid)
-        self._sessions[session.pid] = (session, deadline, handle)
+            old.cancel()
+        kept = _Kept(self._wheel(), session, self._sessions)
+        kept.start(self.max_disconnection_duration)
+        self._sessions[session.pid] = kept
         return None
 
-    def _expire(self, pid: str) -> None:
-        self._sessions.pop(pid, None)
+    def _wheel(self) -> TimerWheel:
+        """The server's timer wheel (an adapter used on its own, as in the benchmarks, makes
+        one of its own)."""
+        if self._timers is None:
+            server = getattr(self.nsp, "server", None)
+            self._timers = server.engine.timers if server is not None else TimerWheel()
+        return self._timers
 
     async def restore_session(self, pid: str, offset: str | None) -> Session | None:
         """The session of ``pid`` with every packet it missed after ``offset``, or ``None``.
@@ -286,12 +317,12 @@ class Adapter:
         the offset is not one of this log's, or when a packet after it has been evicted: a
         replay is complete or it does not happen.
         """
-        entry = self._sessions.get(pid)
-        if entry is None or self.log is None:
+        kept = self._sessions.get(pid)
+        if kept is None or self.log is None:
             return None
-        session, deadline, handle = entry
-        if asyncio.get_running_loop().time() >= deadline:
-            handle.cancel()
+        session = kept.session
+        if asyncio.get_running_loop().time() >= kept.due:
+            kept.cancel()
             del self._sessions[pid]
             return None
         if offset is None:
@@ -301,11 +332,11 @@ class Adapter:
             if after < 0:
                 return None  # forged or foreign: the real owner may still come back
         if not self.log.can_serve(after):
-            handle.cancel()
+            kept.cancel()
             del self._sessions[pid]
             return None
         missed = self.log.replay(after, set(session.rooms))
-        handle.cancel()
+        kept.cancel()
         del self._sessions[pid]
         return Session(session.sid, session.pid, session.rooms, session.data, session.start,
                        missed)
@@ -317,8 +348,8 @@ class Adapter:
 
     def close(self) -> None:
         """Release timers and sessions."""
-        for _session, _deadline, handle in self._sessions.values():
-            handle.cancel()
+        for kept in self._sessions.values():
+            kept.cancel()
         self._sessions.clear()
 
 

@@ -29,6 +29,12 @@ class CliError(Exception):
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    if level != "debug":
+        # picows logs every WebSocket's connect and close at INFO: a line (and its cost) per
+        # connection of a busy server.
+        logging.getLogger("fastsio.engine.ws").setLevel(
+            max(logging.WARNING, logging.getLevelName(level.upper()))
+        )
 
 
 def load_app(target: str) -> Server:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Set as AbstractSet
@@ -16,6 +15,7 @@ from fastsio.socket import Handshake, Socket
 
 if TYPE_CHECKING:
     from fastsio.engine.socket import EngineSocket
+    from fastsio.engine.timers import Timer
     from fastsio.server import Server
 
 log = logging.getLogger("fastsio.client")
@@ -46,7 +46,7 @@ class Client:
             server.max_event_args,
             server.max_attachment_bytes,
         )
-        self._attachment_timer: asyncio.TimerHandle | None = None
+        self._attachment_timer: Timer | None = None
         self.nsps: dict[str, Socket] = {}
         # Namespaces whose CONNECT is being handled (middlewares may be async). Almost always
         # empty: a shared empty frozenset until the first CONNECT (memory per connection).
@@ -54,7 +54,7 @@ class Client:
         conn.on_message = self._on_message
         conn.on_close = self._on_close
         conn.data = self
-        self._connect_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+        self._connect_timer: Timer | None = conn.server.timers.call_later(
             server.connect_timeout, self._on_connect_timeout
         )
         if conn.protocol == 3:
@@ -101,7 +101,7 @@ class Client:
             self._on_packet(packet)
         elif self._attachment_timer is None:
             # Attachments that never come must not hold the decoder (and memory) forever.
-            self._attachment_timer = asyncio.get_running_loop().call_later(
+            self._attachment_timer = self.conn.server.timers.call_later(
                 self.server.attachment_timeout, self._on_attachment_timeout
             )
 

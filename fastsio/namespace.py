@@ -327,7 +327,10 @@ class Namespace(_Emitting):
             ack = sock._make_ack(ack_id)  # type: ignore[arg-type]
 
             def on_result(value: Any) -> None:
-                ack(*ack_result(value))
+                try:
+                    ack(*ack_result(value))
+                except TypeError as exc:
+                    raise TypeError(f"the return value of event {event!r}: {exc}") from None
 
         for fn in list(self._handlers.get(event, ())):
             server._call(fn, (sock, *args), None if ack_sent else on_result)

@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import gzip
-import hashlib
 import inspect
 import logging
-import mimetypes
-import os
 import re
 import signal
 import sys
-import zlib
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any, overload
 
 from fastsio._core import sio_packet
 from fastsio.adapter import Adapter
 from fastsio.broadcast import BroadcastOperator
 from fastsio.client import Client
-from fastsio.engine.http import Headers, Request
+from fastsio.encoding import JsonDefault
 from fastsio.engine.server import AllowRequest, CorsOrigins, EngineServer
 from fastsio.engine.socket import EngineSocket
 from fastsio.namespace import H, Namespace, ParentNamespace, _Emitting
+from fastsio.static import FileServer, find_client_dist
 
 log = logging.getLogger("fastsio")
 
@@ -40,85 +37,6 @@ RECOVERY_DEFAULTS: dict[str, Any] = {
     "max_packets": 10_000,
     "max_bytes": 8 * 1024 * 1024,
 }
-
-CLIENT_FILES = {
-    "socket.io.js": "socket.io.js",
-    "socket.io.js.map": "socket.io.js.map",
-    "socket.io.min.js": "socket.io.min.js",
-    "socket.io.min.js.map": "socket.io.min.js.map",
-    "socket.io.esm.min.js": "socket.io.esm.min.js",
-    "socket.io.esm.min.js.map": "socket.io.esm.min.js.map",
-    "socket.io.msgpack.min.js": "socket.io.msgpack.min.js",
-    "socket.io.msgpack.min.js.map": "socket.io.msgpack.min.js.map",
-}
-
-
-def _deflate(data: bytes) -> bytes:
-    return zlib.compress(data, 6)
-
-
-_ENCODERS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": lambda data: gzip.compress(data, 6),
-    "deflate": _deflate,
-}
-try:  # brotli is optional (``pip install fastsio[brotli]``)
-    import brotli
-
-    _ENCODERS["br"] = brotli.compress
-except ImportError:  # pragma: no cover - depends on the environment
-    pass
-_ENCODINGS = tuple(_ENCODERS)
-
-
-def negotiate_encoding(header: str, available: Iterable[str]) -> str | None:
-    """The content coding to use for an ``Accept-Encoding`` header: the highest q > 0 among
-    ``available``, ties going to the client's order; ``None`` for identity."""
-    offered = set(available)
-    best: str | None = None
-    best_q = 0.0
-    listed: set[str] = set()
-    wildcard_q: float | None = None
-    for part in header.split(","):
-        token, _, params = part.strip().partition(";")
-        token = token.strip().lower()
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        listed.add(token)
-        if token == "*":
-            wildcard_q = q
-        elif token in offered and q > best_q:
-            best, best_q = token, q
-    if wildcard_q is not None and wildcard_q > best_q:
-        for coding in available:
-            if coding not in listed:
-                return coding
-    return best
-
-
-def find_client_dist() -> Path | None:
-    """The ``dist`` folder of an installed ``socket.io-client`` npm package, if any.
-
-    Looks at ``FASTSIO_CLIENT_DIST``, then ``node_modules`` in the working directory and its
-    parents, then next to this package's source tree.
-    """
-    env = os.environ.get("FASTSIO_CLIENT_DIST")
-    if env:
-        p = Path(env)
-        return p if (p / "socket.io.js").is_file() else None
-    starts = [Path.cwd(), Path(__file__).resolve().parent]
-    for start in starts:
-        for base in (start, *start.parents):
-            dist = base / "node_modules" / "socket.io-client" / "dist"
-            if (dist / "socket.io.js").is_file():
-                return dist
-    return None
-
 
 class Server(_Emitting):
     """A Socket.IO v4 server.
@@ -154,9 +72,15 @@ class Server(_Emitting):
         cors_credentials: bool = False,
         allow_request: AllowRequest | None = None,
         shutdown_timeout: float | None = None,
+        json_default: JsonDefault | None = None,
         **engine_options: Any,
     ) -> None:
         self.connect_timeout = connect_timeout
+        # Called for each value orjson cannot encode (a pydantic model, a Decimal, ...): it
+        # returns something that can be (fastsio/encoding.py). Off the fast path.
+        if json_default is not None and not callable(json_default):
+            raise TypeError("json_default must be a function (value -> JSON-able value)")
+        self.json_default = json_default
         # close()'s default timeout (run() closes with it on Ctrl-C / SIGTERM): None closes at
         # once, a number of seconds closes gracefully (see close()).
         if shutdown_timeout is not None and shutdown_timeout < 0:
@@ -184,11 +108,9 @@ class Server(_Emitting):
         self._parents: list[ParentNamespace] = []
         self._server_handlers: dict[str, list[Handler]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._static = {k: Path(v) for k, v in (static_files or {}).items()}
-        self._client_dist = find_client_dist() if serve_client else None
-        if serve_client and self._client_dist is None:
-            log.info("serve_client: no socket.io-client package found; not serving the bundle")
-        self._client_cache: dict[str, tuple[bytes, str, dict[str, bytes]]] = {}
+        client_dist = find_client_dist() if serve_client else None
+        if serve_client and client_dist is None:
+            log.info("serve_client: no client bundle found; not serving it")
         self.engine = EngineServer(
             path=path,
             transports=transports,
@@ -201,8 +123,14 @@ class Server(_Emitting):
             cors_credentials=cors_credentials,
             allow_request=allow_request,
             on_connection=self._on_engine_connection,
-            http_handler=self._http,
             **engine_options,
+        )
+        # The client bundle and static files (fastsio/static.py).
+        self.engine.http_handler = FileServer(
+            self.engine.path,
+            client_dist,
+            {k: Path(v) for k, v in (static_files or {}).items()},
+            self.engine._cors_headers,
         )
         self.sockets: Namespace = self.of("/")
         self._handlers = self.sockets._handlers
@@ -324,7 +252,7 @@ class Server(_Emitting):
         if inspect.isawaitable(result):
             self._spawn(self._await_handler(fn, result, on_result))
         elif on_result is not None:
-            on_result(result)
+            self._send_result(fn, on_result, result)
 
     async def _await_handler(
         self, fn: Handler, aw: Awaitable[Any], on_result: Callable[[Any], None] | None
@@ -337,58 +265,20 @@ class Server(_Emitting):
             log.exception("error in handler %s", getattr(fn, "__name__", fn))
             return
         if on_result is not None:
+            self._send_result(fn, on_result, result)
+
+    @staticmethod
+    def _send_result(fn: Handler, on_result: Callable[[Any], None], result: Any) -> None:
+        """The ack of a handler's return value; one that cannot be encoded is logged."""
+        try:
             on_result(result)
+        except TypeError:
+            log.exception("error in handler %s", getattr(fn, "__name__", fn))
 
     def _spawn(self, aw: Awaitable[Any]) -> None:
         task: asyncio.Task[Any] = asyncio.ensure_future(aw)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # -- HTTP extras: the client bundle and static files --------------------------------------
-    def _http(self, req: Request) -> tuple[int, Headers, bytes] | None:
-        path = req.path
-        engine_path = self.engine.path + "/"
-        if self._client_dist is not None and path.startswith(engine_path):
-            name = path[len(engine_path):]
-            if name in CLIENT_FILES:
-                return self._serve_client_file(req, CLIENT_FILES[name])
-        static = self._static.get(path)
-        if static is not None and req.method in ("GET", "HEAD"):
-            try:
-                body = static.read_bytes()
-            except OSError:
-                return None
-            ctype = mimetypes.guess_type(str(static))[0] or "application/octet-stream"
-            return 200, [("Content-Type", ctype)], body
-        return None
-
-    def _serve_client_file(self, req: Request, name: str) -> tuple[int, Headers, bytes]:
-        cached = self._client_cache.get(name)
-        if cached is None:
-            assert self._client_dist is not None
-            raw = (self._client_dist / name).read_bytes()
-            cached = (raw, '"' + hashlib.sha1(raw).hexdigest()[:20] + '"', {})
-            self._client_cache[name] = cached
-        raw, etag, encoded = cached
-        cors = self.engine._cors_headers(req)
-        match = req.headers.get("if-none-match")
-        if match and etag in (t.strip().removeprefix("W/") for t in match.split(",")):
-            return 304, [*cors, ("ETag", etag)], b""
-        ctype = "application/json" if name.endswith(".map") else "application/javascript"
-        headers: Headers = [
-            *cors,
-            ("Content-Type", ctype + "; charset=utf-8"),
-            ("ETag", etag),
-            ("Cache-Control", "public, max-age=0"),
-            ("Vary", "Accept-Encoding"),
-        ]
-        coding = negotiate_encoding(req.headers.get("accept-encoding", ""), _ENCODINGS)
-        if coding is None:
-            return 200, headers, raw
-        body = encoded.get(coding)
-        if body is None:
-            body = encoded[coding] = _ENCODERS[coding](raw)
-        return 200, [*headers, ("Content-Encoding", coding)], body
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -449,8 +339,19 @@ class Server(_Emitting):
         for nsp in self._nsps.values():
             nsp.adapter.close()
 
-    def run(self, host: str = "0.0.0.0", port: int = 3000, tune_gc: bool = True) -> None:
+    def run(
+        self,
+        host: str = "0.0.0.0",
+        port: int = 3000,
+        tune_gc: bool = True,
+        *,
+        ssl: SSLContext | None = None,
+        quiet: bool = False,
+    ) -> None:
         """Serve until interrupted (Ctrl-C / SIGTERM), on uvloop where available.
+
+        Prints where it listens (``https://`` with ``ssl``, an ``ssl.SSLContext``) on stdout,
+        whatever the logging configuration; ``quiet=True`` does not.
 
         ``tune_gc`` (this process is the server's alone): everything loaded at startup is moved
         out of the cyclic collector's reach (``gc.freeze``) and young collections run less
@@ -461,8 +362,11 @@ class Server(_Emitting):
         async def main() -> None:
             if tune_gc:
                 tune_garbage_collector()
-            bound = await self.start(host, port)
-            log.info("fastsio listening on http://%s:%d", host, bound)
+            bound = await self.start(host, port, ssl=ssl)
+            url = listening_url(host, bound, ssl is not None)
+            log.info("fastsio listening on %s", url)
+            if not quiet:
+                print(f"fastsio listening on {url}", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -476,6 +380,18 @@ class Server(_Emitting):
                 await self.close()
 
         run_loop(main())
+
+
+def listening_url(host: str, port: int, secure: bool) -> str:
+    """Where a server bound to ``host:port`` listens, as a URL; for a wildcard host, with the
+    loopback URL a browser on this machine opens."""
+    scheme = "https" if secure else "http"
+    shown = f"[{host}]" if ":" in host else (host or "0.0.0.0")
+    url = f"{scheme}://{shown}:{port}/"
+    if host in ("", "0.0.0.0", "::"):
+        local = "[::1]" if host == "::" else "127.0.0.1"
+        url += f" (on this machine: {scheme}://{local}:{port}/)"
+    return url
 
 
 def tune_garbage_collector() -> None:

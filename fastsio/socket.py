@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from fastsio._core import sio_packet
 from fastsio.adapter import BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, _as_rooms, check_event
+from fastsio.encoding import encode_fallback
 from fastsio.exceptions import AckTimeout, Disconnected
 
 if TYPE_CHECKING:
@@ -210,11 +211,25 @@ class Socket:
             if ack_id is not None:
                 del self._acks[ack_id]
             return None
-        conn.send_encoded(sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id))
+        try:
+            packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+        except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
+            try:
+                packet = encode_fallback(self.nsp.server, sio_packet.EVENT, self.nsp.name, data,
+                                         ack_id)
+            except TypeError:
+                if ack_id is not None:
+                    del self._acks[ack_id]
+                raise
+        conn.send_encoded(packet)
         return ack_id
 
     def _send_packet(self, ptype: int, data: Any = None, ack_id: int | None = None) -> None:
-        self.client.conn.send_encoded(sio_packet.encode(ptype, self.nsp.name, data, ack_id))
+        try:
+            packet = sio_packet.encode(ptype, self.nsp.name, data, ack_id)
+        except TypeError:
+            packet = encode_fallback(self.nsp.server, ptype, self.nsp.name, data, ack_id)
+        self.client.conn.send_encoded(packet)
 
     def timeout(self, seconds: float) -> SocketEmitter:
         """Emit with an ack deadline: ``await socket.timeout(5).emit_with_ack(...)``."""

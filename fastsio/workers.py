@@ -270,6 +270,11 @@ async def serve_worker(
     io.engine.sid_generator = router.make_sid(io.engine.sid_generator)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # What Server.start() does before listening: a cluster adapter connects (Redis) here.
+    for nsp in list(io._nsps.values()):
+        init = getattr(nsp.adapter, "init", None)
+        if init is not None:
+            await init()
     tune_garbage_collector()
     router.start(shutdown_timeout)
     log.info("worker %d (pid %d) serving", index, os.getpid())
@@ -368,6 +373,8 @@ class Supervisor:
         self._announced = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweep: asyncio.TimerHandle | None = None
+        self.routed = 0  # connections passed to a worker
+        self.handed_back = 0  # of which a worker gave back (another worker's session)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def serve(self) -> int:
@@ -527,7 +534,8 @@ class Supervisor:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for w in self.workers:
             self._drop_control(w)
-        log.info("fastsio: all workers stopped")
+        log.info("fastsio: all workers stopped (%d connections routed, %d of them handed back)",
+                 self.routed, self.handed_back)
 
     # -- control messages --------------------------------------------------------------------
     def _on_control(self, w: _Worker) -> None:
@@ -548,6 +556,7 @@ class Supervisor:
                 return
             kind = data[:1]
             if kind == _BACK and fds:
+                self.handed_back += 1
                 sock = socket.socket(fileno=fds[0])
                 sock.setblocking(False)
                 self._route(sock, data[1:], handed_back=True)
@@ -678,6 +687,7 @@ class Supervisor:
                 sock.close()
                 return
             else:
+                self.routed += 1
                 sock.close()  # the worker has its own descriptor of it now
                 return
         if len(w.backlog) >= MAX_BACKLOG:
@@ -701,6 +711,8 @@ class Supervisor:
                 return
             except OSError as exc:
                 log.debug("cannot pass a connection to worker %d: %s", w.index, exc)
+            else:
+                self.routed += 1
             w.backlog.popleft()
             sock.close()
         asyncio.get_running_loop().remove_writer(ctrl.fileno())

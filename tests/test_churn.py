@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import json
 import os
 import resource
 import socket as pysocket
@@ -18,6 +19,8 @@ import struct
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -260,3 +263,162 @@ async def test_churn_returns_memory_and_descriptors(make_server, request):
     assert server_objects(io) == {}
     # Every joined socket ended, each for the reason its client gave.
     assert set(reasons) <= {"transport close", "client namespace disconnect"}, reasons
+
+
+# -- issue 13: rounds of churn on a server in a process of its own ------------------------------
+# 100 concurrent clients, each joining "/" and then ending by its index: half clean, a quarter
+# with a FIN and nothing said, a quarter with a RST. The server runs with its defaults (25 s
+# heartbeat), so nothing of a closed connection may wait for a heartbeat to be let go.
+ROUND = int(os.environ.get("FASTSIO_CHURN_ROUND", "4000"))
+ROUND_CONCURRENCY = 100
+ROUND_RSS_GROWTH = 10 * 1024 * 1024
+REPO = str(Path(__file__).resolve().parents[1])
+
+
+async def end_websocket(ws: RawWebSocket, i: int) -> None:
+    kind = i % 4
+    if kind < 2:  # Socket.IO DISCONNECT, close 1000, the server's close frame, then its EOF
+        ws.send_text("41")
+        ws.write(ws_frame(OP_CLOSE, struct.pack("!H", 1000)))
+        await ws.recv_until_close()
+        assert await ws.at_eof()
+        await fin(ws)
+    elif kind == 2:
+        await fin(ws)
+    else:
+        reset(ws)
+
+
+async def polling_joined(url: str) -> tuple[RawConnection, str]:
+    conn = await RawConnection.open(url)
+    conn.write(request("GET", eio_target()))
+    sid = parse_open((await conn.read_response()).text)["sid"]
+    conn.write(request("POST", eio_target(sid=sid), body=b"40"))
+    assert (await conn.read_response()).status == 200
+    conn.write(request("GET", eio_target(sid=sid)))
+    assert (await conn.read_response()).text.startswith("40{")
+    return conn, sid
+
+
+async def mix_websocket(url: str, i: int) -> None:
+    await end_websocket(await ws_joined(url), i)
+
+
+async def mix_polling(url: str, i: int) -> None:
+    conn, sid = await polling_joined(url)
+    kind = i % 4
+    if kind < 2:  # Socket.IO DISCONNECT and Engine.IO close in one POST, then FIN
+        conn.write(request("POST", eio_target(sid=sid), body=b"41\x1e1"))
+        assert (await conn.read_response()).status == 200
+        await fin(conn)
+        return
+    conn.write(request("GET", eio_target(sid=sid)))  # a GET waiting on the connection
+    await asyncio.sleep(0)
+    if kind == 2:
+        await fin(conn)
+    else:
+        reset(conn)
+
+
+async def mix_upgrade(url: str, i: int) -> None:
+    conn, sid = await polling_joined(url)
+    ws = await RawWebSocket.open(url)
+    assert (await ws.upgrade(eio_target("websocket", sid=sid))).status == 101
+    ws.send_text("2probe")
+    assert await ws.recv_text() == "3probe"
+    ws.send_text("5")
+    await fin(conn)
+    await end_websocket(ws, i)
+
+
+class ServerProcess:
+    """``tests/churn_server.py`` in a subprocess, and its command channel."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, url: str) -> None:
+        self.proc = proc
+        self.url = url
+
+    @classmethod
+    async def start(cls, options: dict[str, object], loop: str) -> ServerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.churn_server", json.dumps(options), loop,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            cwd=REPO,
+        )
+        assert proc.stdout is not None
+        port = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))["port"]
+        return cls(proc, f"http://127.0.0.1:{port}")
+
+    async def ask(self, command: str) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        await self.proc.stdin.drain()
+        return json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 30))
+
+    async def settled(self, timeout: float = 15.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any((state := await self.ask("state")).values()):
+            assert loop.time() < deadline, state
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b"quit\n")
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def churn_round(url: str, mix: Callable[[str, int], Awaitable[None]]) -> None:
+    next_i = 0
+
+    async def worker() -> None:
+        nonlocal next_i
+        while next_i < ROUND:
+            i = next_i
+            next_i += 1
+            await asyncio.wait_for(mix(url, i), 10)
+
+    await asyncio.gather(*(worker() for _ in range(ROUND_CONCURRENCY)))
+
+
+@pytest.mark.parametrize(
+    ("mix", "server_loop"),
+    # The server on uvloop, as Server.run() serves (the churn test above covers asyncio).
+    [(mix_websocket, "uvloop"), (mix_polling, "uvloop"), (mix_upgrade, "uvloop")],
+    ids=["websocket", "polling", "upgrade"],
+)
+def test_a_second_round_of_churn_keeps_no_memory(mix, server_loop, request):
+    """Issue 13: the server's RSS, as seen from outside, after a round of churn has settled, and
+    after a second one: the second grows it by less than 10 MiB; and once a round has settled
+    no object of any of its connections is alive (well before any heartbeat deadline)."""
+
+    async def scenario() -> str:
+        server = await ServerProcess.start({}, server_loop)
+        try:
+            start = (await server.ask("rss"))["rss"]
+            await churn_round(server.url, mix)
+            await server.settled()
+            first = (await server.ask("rss"))["rss"]
+            left_first = await server.ask("objects")
+            await churn_round(server.url, mix)
+            await server.settled()
+            second = (await server.ask("rss"))["rss"]
+            left_second = await server.ask("objects")
+        finally:
+            await server.stop()
+        figures = (
+            f"{mix.__name__} x {ROUND} per round, server on {server_loop}: RSS "
+            f"{start / 2**20:.1f} -> {first / 2**20:.1f} -> {second / 2**20:.1f} MiB"
+        )
+        assert left_first == {} and left_second == {}, (left_first, left_second, figures)
+        assert second - first < ROUND_RSS_GROWTH, figures
+        return figures
+
+    figures = asyncio.run(scenario())
+    print(figures)
+    request.node.user_properties.append(("churn", figures))

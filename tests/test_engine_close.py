@@ -23,7 +23,7 @@ from tests.rawclient import (
     ws_wait_closed,
 )
 
-SOCKET_HANDLES = ("_hb_due", "_upgrade_handle", "_check_handle")
+SOCKET_HANDLES = ("_upgrade_handle", "_check_handle")
 
 
 def live_timers(loop: asyncio.AbstractEventLoop) -> list[asyncio.TimerHandle]:
@@ -73,9 +73,10 @@ async def test_close_ends_everything(make_server):
         }
         for s in sockets:
             assert all(getattr(s, h) is None for h in SOCKET_HANDLES), s.sid
+            assert not s._heartbeat.active, s.sid
             assert not s.upgrading
         assert engine._lingering == {}
-        assert not engine._heartbeat.pending
+        assert not engine.timers.pending and len(engine.timers) == 0
         assert engine._tasks == set()
         assert engine._http_connections == set()
         # The clients heard about it.

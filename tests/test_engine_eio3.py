@@ -497,7 +497,7 @@ async def test_close_ends_v3_sessions(make_server):
         assert await ws_wait_closed(ws) == []
     assert {reason for reason, _ in rec.closed.values()} == {"forced server close"}
     for s in sockets:
-        assert s._hb_due is None
+        assert not s._heartbeat.active
     assert io.engine.clients == {} and io.engine._tasks == set()
 
 

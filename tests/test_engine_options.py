@@ -598,3 +598,42 @@ async def test_no_websocket_extension_is_negotiated(make_server):
         ws = await http.ws_connect(ws_url(url), compress=15)
         assert ws.compress == 0
         await ws.close()
+
+
+NEGOTIATION_HEADERS = [
+    "", "gzip", "GZIP", "br", "deflate, gzip", "gzip, deflate, br", "gzip,br,deflate",
+    "gzip;q=0.8, deflate;q=0.9", "*", "*;q=0, gzip", "deflate;q=0, *;q=0.1", "*;q=0.5, br",
+    "gzip;q=0, identity", "identity", "identity;q=0", "gzip;q=bad, deflate;q=0",
+    "br;q=0.5, gzip;q=0.5, deflate;q=0.5", "deflate;q=0.5, gzip;q=0.5", "compress, x-gzip",
+    " gzip ; q=0.3 , br ; q=0.2", "gzip;level=1;q=0.4, deflate;q=0.4", "*, gzip;q=0",
+    "br;q=1.0, *;q=1.0", ",,gzip,,", "gzip;q=1.5, deflate", "gzip;q=0.001",
+]
+
+
+@pytest.mark.parametrize("codings", [("gzip", "deflate"), ("br", "gzip", "deflate")],
+                         ids=["polling", "bundle"])
+def test_negotiate_encoding_agrees_with_the_official_servers_negotiator(codings):
+    """The one negotiation, checked against what the official server runs: ``accepts`` (over
+    ``negotiator``) from node_modules, for polling responses and for the client bundle."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    root = Path(__file__).resolve().parent.parent
+    if node is None or not (root / "node_modules" / "accepts").is_dir():
+        pytest.fail("needs node and `npm ci` at the repository root (scripts/dev test)")
+    script = (
+        "const accepts = require('accepts');"
+        "const [headers, codings] = JSON.parse(process.argv[1]);"
+        "console.log(JSON.stringify(headers.map(h => accepts({headers: h === '' ? {} :"
+        " {'accept-encoding': h}}).encodings(codings) || null)));"
+    )
+    out = subprocess.run(
+        [node, "-e", script, json.dumps([NEGOTIATION_HEADERS, list(codings)])],
+        cwd=root, check=True, capture_output=True, text=True,
+    ).stdout
+    official = dict(zip(NEGOTIATION_HEADERS, json.loads(out), strict=True))
+    ours = {h: negotiate_encoding(h, codings) for h in NEGOTIATION_HEADERS}
+    assert ours == official

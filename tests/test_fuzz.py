@@ -52,7 +52,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastsio
-from fastsio.server import CLIENT_FILES
+from fastsio.static import CLIENT_FILES
 from tests.conftest import LOOPS, wait_for
 from tests.test_slowloris import server_objects
 

@@ -15,6 +15,7 @@ import pytest
 import socketio
 
 import fastsio
+import fastsio.static
 from tests.attach_helpers import fetch, sio_clients
 
 CLIENT_DIST = Path(__file__).resolve().parent.parent / "node_modules" / "socket.io-client" / "dist"
@@ -225,3 +226,55 @@ async def test_options_reach_the_engine():
         assert opened["pingInterval"] == 24000
     finally:
         await io.close()
+
+
+# -- the bundle the wheel carries ------------------------------------------------------------
+def test_the_served_bundle_is_the_pinned_one():
+    """What a checkout serves is what the wheel carries: the pinned socket.io-client fetched by
+    client_bundle.py (the editable install fetches it too), the same version as the client the
+    interop tests drive from node_modules."""
+    import client_bundle
+    from fastsio.static import BUNDLED, find_client_dist
+
+    assert client_bundle.present(), "run `python client_bundle.py` (scripts/dev does)"
+    assert find_client_dist() == BUNDLED
+    package = orjson.loads((CLIENT_DIST.parent / "package.json").read_bytes())
+    assert package["version"] == client_bundle.VERSION
+    for name in fastsio.static.CLIENT_FILES:
+        assert (BUNDLED / name).read_bytes() == _dist(name), name
+    assert (BUNDLED / "LICENSE").read_bytes().startswith(b"The MIT License")
+
+
+# -- static files: the same ETags and compression as the bundle --------------------------------
+async def test_static_files_have_etags_and_compression(make_server, tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text("<!doctype html>" + "<p>fastsio</p>" * 200)
+    _, url = await make_server(static_files={"/": page})
+    r = await fetch(url + "/", headers={"Accept-Encoding": "gzip;q=0.5, deflate;q=0.4"})
+    assert r.status == 200
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert r.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(r.body) == page.read_bytes()
+    etag = r.headers["ETag"]
+    assert STRONG_ETAG.fullmatch(etag)
+    r = await fetch(url + "/", headers={"If-None-Match": etag})
+    assert (r.status, r.body) == (304, b"")
+    # A changed file is a new version: new ETag, new body.
+    page.write_text("<!doctype html><p>changed</p>")
+    r = await fetch(url + "/", headers={"If-None-Match": etag})
+    assert r.status == 200
+    assert r.headers["ETag"] != etag
+    assert r.body == page.read_bytes()
+    assert "Content-Encoding" not in r.headers  # under 1 KiB: not worth compressing
+
+
+async def test_static_binary_files_are_not_compressed(make_server, tmp_path):
+    blob = tmp_path / "a.png"
+    blob.write_bytes(b"\x89PNG" + bytes(4096))
+    _, url = await make_server(static_files={"/a.png": blob})
+    r = await fetch(url + "/a.png", headers={"Accept-Encoding": "gzip"})
+    assert r.status == 200
+    assert r.headers["Content-Type"] == "image/png"
+    assert "Content-Encoding" not in r.headers
+    assert r.body == blob.read_bytes()

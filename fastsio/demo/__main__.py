@@ -15,8 +15,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("fastsio.engine.ws").setLevel(logging.WARNING)
-    print(f"fastsio demo: open http://{args.host}:{args.port}/ in a browser", flush=True)
-    create_app().run(args.host, args.port)
+    create_app().run(args.host, args.port)  # prints the URL to open
 
 
 if __name__ == "__main__":

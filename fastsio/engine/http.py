@@ -9,15 +9,15 @@ Two timeouts bound what a connection may hold without doing anything useful (slo
 request (its headers and body; a WebSocket upgrade request included): past it the connection gets
 ``408`` and is closed; ``http_keep_alive_timeout`` for a connection idle between requests: past it
 the connection is closed. A request that was read whole and waits for its answer (a long-polling
-GET) runs no timer. The deadlines of all connections share one loop timer (:class:`Timeouts`).
+GET) runs no timer. Each connection's deadline is a timer of the server's wheel
+(:mod:`fastsio.engine.timers`), which lets go of the connection the moment it is done (upgraded,
+closed), not at its deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
-import math
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -27,6 +27,7 @@ import httptools
 
 if TYPE_CHECKING:
     from fastsio.engine.server import EngineServer
+    from fastsio.engine.timers import Timer
 
 log = logging.getLogger("fastsio.engine.http")
 
@@ -92,86 +93,6 @@ class _DetachedParser:
 
 _DETACHED_PARSER: Any = _DetachedParser()
 _NO_QUEUE: deque[Request] = deque(maxlen=0)  # shared by every detached connection
-
-
-class Timeouts:
-    """The request and keep-alive deadlines of a server's HTTP connections.
-
-    As the sessions' heartbeat: deadlines in buckets of ``tick`` seconds behind one loop timer,
-    firing at most one tick late. Unlike it, a bucket is a dict and a cancelled deadline leaves
-    it at once: every connection is armed on arrival and most are done with (upgraded, closed)
-    long before their deadline, which must not keep them alive until then.
-    """
-
-    __slots__ = ("_buckets", "_handle", "_handle_key", "_keys", "tick")
-
-    def __init__(self, tick: float) -> None:
-        self.tick = tick
-        self._buckets: dict[int, dict[HttpConnection, None]] = {}
-        self._keys: list[int] = []  # heap of the bucket keys in _buckets
-        self._handle: asyncio.TimerHandle | None = None
-        self._handle_key = 0
-
-    def schedule(self, conn: HttpConnection, delay: float) -> None:
-        """Call ``conn._on_timeout()`` in ``delay`` seconds (replacing its deadline)."""
-        self.cancel(conn)
-        loop = asyncio.get_running_loop()
-        key = math.ceil((loop.time() + delay) / self.tick)
-        conn._deadline = key
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            self._buckets[key] = {conn: None}
-            heapq.heappush(self._keys, key)
-        else:
-            bucket[conn] = None
-        if self._handle is None or key < self._handle_key:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._handle_key = key
-            self._handle = loop.call_at(key * self.tick, self._run)
-
-    def cancel(self, conn: HttpConnection) -> None:
-        key = conn._deadline
-        if key:
-            conn._deadline = 0
-            bucket = self._buckets.get(key)
-            if bucket is not None:
-                # An emptied bucket stays until its time: deleting it would push its key again
-                # for the next connection of the same tick (one heap entry per handshake).
-                bucket.pop(conn, None)
-
-    def _run(self) -> None:
-        self._handle = None
-        loop = asyncio.get_running_loop()
-        now_key = math.floor(loop.time() / self.tick + 1e-6)  # call_at may wake a hair early
-        keys = self._keys
-        while keys and keys[0] <= now_key:
-            bucket = self._buckets.pop(heapq.heappop(keys), None)
-            if bucket:
-                for conn in bucket:
-                    conn._deadline = 0
-                for conn in bucket:
-                    conn._on_timeout()
-        if keys and self._handle is None:
-            self._handle_key = keys[0]
-            self._handle = loop.call_at(keys[0] * self.tick, self._run)
-
-    def close(self) -> None:
-        """Drop every deadline and the timer."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        for bucket in self._buckets.values():
-            for conn in bucket:
-                conn._deadline = 0
-        self._buckets.clear()
-        self._keys.clear()
-
-    @staticmethod
-    def tick_for(*timeouts: float | None) -> float:
-        """A tick well below the shortest timeout (1/20th), between 5 ms and 1 s."""
-        shortest = min((t for t in timeouts if t), default=20.0)
-        return min(1.0, max(0.005, shortest / 20))
 
 
 class Request:
@@ -268,9 +189,9 @@ class HttpConnection(asyncio.Protocol):
         self._upgrade_tail: bytearray | None = None
         self.remote_address = ""
         self.secure = False  # TLS (``start(ssl=...)``): the session cookie gets ``Secure``
-        # Request and keep-alive timeouts: the deadline's bucket in the server's Timeouts
-        # (0: none), which calls ``_on_timeout`` then, and what the deadline is for.
-        self._deadline = 0
+        # Request and keep-alive timeouts: a timer of the server's wheel, which calls
+        # ``_on_timeout`` then, and what the deadline is for.
+        self._deadline: Timer = server.timers.timer(self._on_timeout)
         self._timer = _NO_TIMER
         self._in_request = False  # between a request's first byte and its end
         # Workers (``fastsio run``): the chunks since a request began at a chunk boundary on an
@@ -296,7 +217,8 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._disarm()
+        self._timer = _NO_TIMER
+        self._deadline.close()  # and the timer's reference to this connection
         self.server._http_connections.discard(self)
         cb, self._on_lost = self._on_lost, None
         if cb is not None:
@@ -339,12 +261,11 @@ class HttpConnection(asyncio.Protocol):
             self._disarm()
             return
         self._timer = kind
-        srv._http_timer.schedule(self, delay)
+        self._deadline.start(delay)
 
     def _disarm(self) -> None:
         self._timer = _NO_TIMER
-        if self._deadline:
-            self.server._http_timer.cancel(self)
+        self._deadline.cancel()
 
     def _arm_idle(self) -> None:
         """Keep-alive: nothing is being read, answered or waiting to be answered."""
@@ -352,7 +273,7 @@ class HttpConnection(asyncio.Protocol):
             self._arm(_IDLE_TIMER)
 
     def _on_timeout(self) -> None:
-        """A deadline passed (called by the server's ``_http_timer``)."""
+        """A deadline passed (called by the server's timer wheel)."""
         kind, self._timer = self._timer, _NO_TIMER
         if self._closed or self.transport is None:
             return
@@ -477,6 +398,9 @@ class HttpConnection(asyncio.Protocol):
             self.remote_address,
         )
         req.secure = self.secure
+        proxies = self.server.trusted_proxies
+        if proxies is not None:
+            proxies.apply(req)
         return req
 
     def _next(self) -> None:
@@ -580,7 +504,8 @@ class HttpConnection(asyncio.Protocol):
         the transport and the bytes that followed the upgrade request."""
         assert self.transport is not None
         self._closed = True
-        self._disarm()
+        self._timer = _NO_TIMER
+        self._deadline.close()
         self.server._http_connections.discard(self)
         transport, self.transport = self.transport, None
         tail = bytes(self._upgrade_tail or b"")

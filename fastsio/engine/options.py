@@ -3,9 +3,10 @@ polling responses. Each is checked once, when the server is built, and applied p
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from email.utils import format_datetime, formatdate
 from typing import Any, Union
@@ -255,9 +256,15 @@ class Compression:
         return body
 
 
-def negotiate_encoding(header: str | None) -> str | None:
-    """gzip or deflate, as the ``negotiator`` package ranks an ``Accept-Encoding`` header: the
-    highest q > 0; on a tie an exact name over ``*``, then the client's order, then gzip."""
+def negotiate_encoding(header: str | None, codings: Sequence[str] = _CODINGS) -> str | None:
+    """The content coding for an ``Accept-Encoding`` header among ``codings`` (in the server's
+    order of preference), ranked as the ``negotiator`` package does (what the official server
+    uses for polling responses and the client bundle alike): the highest q > 0; on a tie an
+    exact name over ``*``, then the client's order, then ``codings``' order. ``None``: identity.
+
+    The one negotiation of the project: polling responses (``http_compression``) and the files
+    of :mod:`fastsio.static` both go through it.
+    """
     if not header:
         return None
     specs: list[tuple[str, float, int]] = []
@@ -276,7 +283,7 @@ def negotiate_encoding(header: str | None) -> str | None:
                     q = 0.0
         specs.append((token, q, order))
     ranked: list[tuple[float, int, int, int, str]] = []
-    for index, coding in enumerate(_CODINGS):
+    for index, coding in enumerate(codings):
         best: tuple[int, float, int] | None = None
         for token, q, order in specs:
             if token == coding:
@@ -292,3 +299,62 @@ def negotiate_encoding(header: str | None) -> str | None:
     if not ranked:
         return None
     return max(ranked)[4]
+
+
+# -- behind a reverse proxy ---------------------------------------------------------------------
+class TrustedProxies:
+    """``trusted_proxies``: the peers whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` headers
+    are believed. ``True`` trusts every peer (only when nothing but the proxy can reach the
+    port); otherwise addresses or networks (``"127.0.0.1"``, ``"10.0.0.0/8"``, ``"::1"``).
+
+    A request from a trusted peer gets as its address the right-most ``X-Forwarded-For`` entry
+    that is not itself a trusted proxy (each proxy appends the address it saw, so the entries
+    left of an untrusted one are the client's word only), and ``secure`` from the first
+    ``X-Forwarded-Proto`` value (what the client used with the outermost proxy). A request
+    from any other peer keeps its TCP address and TLS state, whatever its headers say.
+    """
+
+    __slots__ = ("_all", "_networks")
+
+    def __init__(self, spec: bool | str | Iterable[str]) -> None:
+        self._all = spec is True
+        items = [] if isinstance(spec, bool) else [spec] if isinstance(spec, str) else list(spec)
+        try:
+            self._networks = tuple(ipaddress.ip_network(s.strip(), strict=False) for s in items)
+        except ValueError as exc:
+            raise ValueError(f"trusted_proxies: {exc}") from None
+        if not self._all and not self._networks:
+            raise ValueError("trusted_proxies must be True or name at least one address")
+
+    def trusts(self, address: str) -> bool:
+        if self._all:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        mapped = getattr(ip, "ipv4_mapped", None)  # an IPv4 peer on a dual-stack socket
+        if mapped is not None:
+            ip = mapped
+        return any(ip in net for net in self._networks)
+
+    def apply(self, req: Request) -> None:
+        """Rewrite ``req.remote_address`` and ``req.secure`` from the forwarding headers."""
+        if not self.trusts(req.remote_address):
+            return
+        forwarded = req.headers.get("x-forwarded-for")
+        if forwarded:
+            address = req.remote_address
+            for hop in reversed(forwarded.split(",")):
+                hop = hop.strip()
+                try:
+                    ipaddress.ip_address(hop)
+                except ValueError:
+                    break  # not an address: nothing left of it can be believed either
+                address = hop
+                if not self.trusts(hop):
+                    break
+            req.remote_address = address
+        proto = req.headers.get("x-forwarded-proto")
+        if proto:
+            req.secure = proto.split(",", 1)[0].strip().lower() in ("https", "wss")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from fastsio._core import eio_packet
 from fastsio._core.errors import EnginePacketError
 from fastsio.engine import eio3
+from fastsio.engine.clientlog import slow_clients
 
 if TYPE_CHECKING:
     from fastsio._core.outbox import Outbox
@@ -135,7 +136,7 @@ class PollingTransport:
         if sock is None or self.closed:
             return
         # A client that stopped polling must not grow memory without bound.
-        log.warning("polling client not reading: %d bytes queued, disconnecting", queued)
+        slow_clients.log("polling client not reading: %d bytes queued, disconnecting", queued)
         if self._box is not None:
             self._box.clear()
         sock._on_error("write buffer limit exceeded")

@@ -11,17 +11,18 @@ from typing import Any
 
 import orjson
 
-from fastsio.engine.heartbeat import Heartbeat
-from fastsio.engine.http import Headers, HttpConnection, Request, Router, Timeouts
+from fastsio.engine.http import Headers, HttpConnection, Request, Router
 from fastsio.engine.options import (
     DEFAULT_CORS_METHODS,
     Compression,
     Cookie,
     Cors,
     CorsOrigins,
+    TrustedProxies,
 )
 from fastsio.engine.polling import PollingTransport
 from fastsio.engine.socket import EngineSocket
+from fastsio.engine.timers import Timer, TimerWheel
 from fastsio.engine.websocket import Flusher, WebSocketTransport, WebSocketTransport3, hand_over
 
 log = logging.getLogger("fastsio.engine")
@@ -118,6 +119,7 @@ class EngineServer:
         max_header_count: int = 100,
         http_request_timeout: float | None = 10.0,
         http_keep_alive_timeout: float | None = 5.0,
+        trusted_proxies: bool | str | Iterable[str] | None = None,
         on_connection: Callable[[EngineSocket], None] | None = None,
         http_handler: HttpHandler | None = None,
     ) -> None:
@@ -175,6 +177,10 @@ class EngineServer:
                 raise ValueError(f"{name} must be a positive number of seconds, or None")
         self.http_request_timeout = http_request_timeout
         self.http_keep_alive_timeout = http_keep_alive_timeout
+        # X-Forwarded-For / -Proto from these peers set each request's address and secure.
+        self.trusted_proxies = (
+            TrustedProxies(trusted_proxies) if trusted_proxies not in (None, False) else None
+        )
         self.on_connection = on_connection
         # Set in each worker of ``fastsio run --workers N`` (see fastsio.workers), before any
         # connection: every HttpConnection made afterwards asks it about other workers' sids.
@@ -184,16 +190,16 @@ class EngineServer:
         self.on_upgrade: Callable[[EngineSocket], None] | None = None
         self.http_handler = http_handler
         self.clients: dict[str, EngineSocket] = {}
-        self._heartbeat = Heartbeat(Heartbeat.tick_for(ping_interval, ping_timeout))
-        # The HTTP front's request and keep-alive deadlines (fastsio.engine.http).
-        self._http_timer = Timeouts(Timeouts.tick_for(http_request_timeout,
-                                                      http_keep_alive_timeout))
+        # Every deadline of this server and of the Socket.IO layer above it: heartbeats, the
+        # HTTP front's timeouts, connect and upgrade timeouts, lingering polling sessions,
+        # recovery sessions (fastsio.engine.timers).
+        self.timers = TimerWheel()
         self._closing = False  # close() has begun: no new session is accepted
         self._draining: list[WebSocketTransport] = []
         self._flusher = Flusher(write_buffer_high_water, max_queued_bytes, asyncio.get_running_loop)
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
-        self._lingering: dict[str, tuple[PollingTransport, asyncio.TimerHandle]] = {}
+        self._lingering: dict[str, tuple[PollingTransport, Timer]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.port: int | None = None
 
@@ -245,12 +251,11 @@ class EngineServer:
         draining, self._draining = self._draining, []
         if deadline is not None:
             await self._drain(draining, deadline)
-        for transport, handle in self._lingering.values():
-            handle.cancel()
+        for transport, timer in self._lingering.values():
+            timer.close()
             transport.abort()
         self._lingering.clear()
-        self._heartbeat.close()
-        self._http_timer.close()
+        self.timers.close()
         for conn in list(self._http_connections):
             if deadline is None:
                 conn.close()
@@ -300,9 +305,11 @@ class EngineServer:
         transport = sock.transport
         if isinstance(transport, PollingTransport) and transport._should_close:
             # The close packet waits for the client's next GET: keep the sid reachable briefly.
-            loop = asyncio.get_running_loop()
-            handle = loop.call_later(self.ping_timeout, self._unlinger, sock.sid)
-            self._lingering[sock.sid] = (transport, handle)
+            self._linger(sock.sid, transport)
+
+    def _linger(self, sid: str, transport: PollingTransport) -> None:
+        timer = self.timers.call_later(self.ping_timeout, lambda: self._unlinger(sid))
+        self._lingering[sid] = (transport, timer)
 
     def _unlinger(self, sid: str) -> None:
         item = self._lingering.pop(sid, None)
@@ -367,18 +374,20 @@ class EngineServer:
             # method (as the official server, which answers preflights only through ``cors``).
             conn.respond(req, 204, self.cors.preflight_headers(req), b"")
             return
+        sid = req.query.get("sid")
+        if sid and (sock := self.clients.get(sid)) is not None:
+            sock.expire_if_due()
         error = self._verify(req, upgrade=False)
         if error is not None:
             self._abort_request(conn, req, *error)
             return
-        sid = req.query.get("sid")
         if sid:
             sock = self.clients.get(sid)
             if sock is None:
                 lingering = self._lingering.get(sid)
                 if lingering is not None and req.method == "GET":
-                    polling, handle = lingering
-                    handle.cancel()
+                    polling, timer = lingering
+                    timer.close()
                     del self._lingering[sid]
                     polling.closed = False
                     polling._get = None
@@ -386,12 +395,7 @@ class EngineServer:
                     if polling._should_close:
                         # That GET took the last packets; the close packet waits for the next.
                         polling.closed = True
-                        self._lingering[sid] = (
-                            polling,
-                            asyncio.get_running_loop().call_later(
-                                self.ping_timeout, self._unlinger, sid
-                            ),
-                        )
+                        self._linger(sid, polling)
                     return
                 self._abort_request(conn, req, UNKNOWN_SID, None)
                 return

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from fastsio.engine.http import Request
     from fastsio.engine.polling import PollingTransport
     from fastsio.engine.server import EngineServer
+    from fastsio.engine.timers import Timer
     from fastsio.engine.websocket import WebSocketTransport
 
     Transport: TypeAlias = PollingTransport | WebSocketTransport
@@ -40,8 +41,8 @@ class EngineSocket:
 
     __slots__ = (
         "_check_handle",
-        "_hb_due",
         "_hb_kind",
+        "_heartbeat",
         "_probe",
         "_upgrade_handle",
         "closed",
@@ -79,12 +80,12 @@ class EngineSocket:
         self.data: Any = None  # free slot for the layer above (the Socket.IO client)
         self.on_message: Callable[[bytes, bool], None] | None = None
         self.on_close: Callable[[str, str | None], None] | None = None
-        # Heartbeat: the deadline (loop time) kept by the server's Heartbeat, and what happens
-        # then: _PING_DUE (send a ping) or _PONG_DUE (no pong / no client ping: close).
-        self._hb_due: float | None = None
+        # Heartbeat: one timer of the server's wheel, and what happens when it fires:
+        # _PING_DUE (send a ping) or _PONG_DUE (no pong / no client ping: close).
+        self._heartbeat: Timer = server.timers.timer(self._on_heartbeat)
         self._hb_kind = 0
-        self._upgrade_handle: asyncio.TimerHandle | None = None
-        self._check_handle: asyncio.TimerHandle | None = None
+        self._upgrade_handle: Timer | None = None
+        self._check_handle: Timer | None = None
         self._probe: WebSocketTransport | None = None
         # Everything this session sends is queued here, whichever transport serves it (the
         # room index of every namespace writes to it directly: see Adapter).
@@ -166,7 +167,7 @@ class EngineSocket:
     # -- heartbeat ---------------------------------------------------------------------------
     def _schedule_ping(self) -> None:
         self._hb_kind = _PING_DUE
-        self.server._heartbeat.schedule(self, self.server.ping_interval)
+        self._heartbeat.start(self.server.ping_interval)
 
     def _on_heartbeat(self) -> None:
         if self.closed:
@@ -174,8 +175,21 @@ class EngineSocket:
         if self._hb_kind == _PING_DUE:
             self.send_packet(_PING, False)
             self._hb_kind = _PONG_DUE
-            self.server._heartbeat.schedule(self, self.server.ping_timeout)
+            self._heartbeat.start(self.server.ping_timeout)
         else:
+            self._on_close("ping timeout")
+
+    def expire_if_due(self) -> None:
+        """Close the session now if its ping timeout has passed, even though the timer has not
+        run yet: a request that arrives in the loop iteration where the deadline falls (I/O
+        callbacks run before timers) finds the session gone, as it is from that instant."""
+        hb = self._heartbeat
+        if (
+            self._hb_kind == _PONG_DUE
+            and hb.active
+            and hb.due <= asyncio.get_running_loop().time()
+        ):
+            hb.cancel()
             self._on_close("ping timeout")
 
     def _on_pong(self) -> None:
@@ -186,7 +200,7 @@ class EngineSocket:
         pingTimeout (the official server's timeout for that revision)."""
         srv = self.server
         self._hb_kind = _PONG_DUE
-        srv._heartbeat.schedule(self, srv.ping_interval + srv.ping_timeout)
+        self._heartbeat.start(srv.ping_interval + srv.ping_timeout)
 
     def _on_client_ping(self) -> None:
         self._expect_client_ping()
@@ -238,11 +252,12 @@ class EngineSocket:
 
     # -- upgrade -----------------------------------------------------------------------------
     def maybe_upgrade(self, ws: WebSocketTransport) -> None:
-        loop = asyncio.get_running_loop()
         self.upgrading = True
         self._probe = ws
         ws.socket = self
-        self._upgrade_handle = loop.call_later(self.server.upgrade_timeout, self._upgrade_timeout)
+        self._upgrade_handle = self.server.timers.call_later(
+            self.server.upgrade_timeout, self._upgrade_timeout
+        )
 
     def _upgrade_timeout(self) -> None:
         self._upgrade_handle = None
@@ -265,14 +280,14 @@ class EngineSocket:
         if not self.upgrading or self.closed:
             return
         self.transport.release()  # type: ignore[union-attr]
-        self._check_handle = asyncio.get_running_loop().call_later(0.1, self._check_poll)
+        self._check_handle = self.server.timers.call_later(0.1, self._check_poll)
 
     def _on_probe_packet(self, ws: WebSocketTransport, data: bytes, binary: bool) -> None:
         if not binary and data == b"2probe":
             ws.send_one(_PONG_PROBE, False)
             if self._check_handle is not None:
                 self._check_handle.cancel()
-            self._check_handle = asyncio.get_running_loop().call_later(0.1, self._check_poll)
+            self._check_handle = self.server.timers.call_later(0.1, self._check_poll)
         elif not binary and data == b"5" and not self.closed:
             self._end_upgrade()
             polling = self.transport
@@ -302,7 +317,7 @@ class EngineSocket:
         self.closed = True
         self.ready_state = "closed"
         self.outbox.open = False
-        self._hb_due = None  # the heartbeat skips it from now on
+        self._heartbeat.close()  # also drops the timer's reference to this session
         probe = self._probe
         self._end_upgrade()
         if probe is not None:

@@ -28,6 +28,7 @@ from fastsio._core.eio_packet import ws_frame
 from fastsio._core.errors import EnginePacketError
 from fastsio._core.outbox import Flusher, Outbox
 from fastsio.engine import eio3
+from fastsio.engine.clientlog import PicowsLog, slow_clients
 
 if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
@@ -36,11 +37,12 @@ if TYPE_CHECKING:
 # The flusher that writes each WebSocket's frames once per loop iteration lives in the core.
 __all__ = ["Flusher", "WebSocketTransport", "WebSocketTransport3", "hand_over"]
 
-# picows logs every accepted connection at INFO on its own logger; keep that under ours. An
+# picows logs every accepted connection at INFO, and every malformed client frame at ERROR:
+# under our logger, through an adapter that puts what clients cause at DEBUG (clientlog). An
 # adapter rather than the Logger itself: given a Logger, picows makes a child Logger object for
 # every connection (about half a KiB each).
 log = logging.getLogger("fastsio.engine")
-_picows_log = logging.LoggerAdapter(logging.getLogger("fastsio.engine.ws"), {})
+_picows_log = PicowsLog(logging.getLogger("fastsio.engine.ws"))
 
 # Engine.IO reads are small; picows grows the buffer on demand (see DESIGN.md, memory facts).
 READ_BUFFER_SIZE = 2048
@@ -255,7 +257,7 @@ class WebSocketTransport(WSListener):
 
     def _overflow(self, queued: int) -> None:
         # A client that stopped reading must not grow memory without bound.
-        log.warning("websocket client not reading: %d bytes queued, disconnecting", queued)
+        slow_clients.log("websocket client not reading: %d bytes queued, disconnecting", queued)
         self.abort()
         if self.socket is not None:
             self.socket._on_error("write buffer limit exceeded")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 
@@ -11,7 +12,9 @@ import pytest
 import fastsio
 from tests.conftest import wait_for
 
-from .node import array_buffer, binary_types, from_js
+from .node import REPO, array_buffer, binary_types, from_js, require_node
+
+IDLE_MANY_JS = REPO / "tests" / "interop" / "js" / "idle_many.mjs"
 
 TRANSPORTS = {
     "websocket": ["websocket"],
@@ -484,3 +487,32 @@ async def test_broadcast_acks(make_server, js_client):
     with pytest.raises(fastsio.AckTimeout) as info:
         await io.timeout(0.8).emit_with_ack("ask", 3)
     assert sorted(info.value.responses) == ["from-0", "from-1", "from-2"]
+
+
+async def test_idle_clients_opened_over_time_get_every_ping_on_time(make_server):
+    """Issue 13: official clients opened over time and left idle must each get a ping every
+    ping_interval (the client closes with "ping timeout" when none comes within
+    ping_interval + ping_timeout). The server pinged late, by up to ping_timeout, whenever a
+    pong deadline set by an earlier ping held its one timer back."""
+    interval, timeout = 0.5, 0.3
+    io, url = await make_server(ping_interval=interval, ping_timeout=timeout)
+    gone = track_disconnections(io)
+    count, spread_ms, observe_ms = 60, 1500, 2200
+    config = {"url": url, "count": count, "spreadMs": spread_ms, "observeMs": observe_ms,
+              "opts": {"transports": ["websocket"]}}
+    proc = await asyncio.create_subprocess_exec(
+        require_node(), str(IDLE_MANY_JS), json.dumps(config), cwd=str(REPO),
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "NODE_NO_WARNINGS": "1"},
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), (spread_ms + observe_ms) / 1000 + 20)
+    clients = json.loads(out)["clients"]
+    assert len(clients) == count
+    gaps = [g / 1000 for c in clients for g in c["gaps"]]
+    # Each client got a ping every interval, none late (beyond the loop's and Node's timing).
+    assert all(c["connected"] and c["disconnects"] == [] for c in clients), clients
+    assert all(len(c["gaps"]) >= int(observe_ms / 1000 / interval) for c in clients), clients
+    assert max(gaps) <= interval + 0.1, sorted(gaps)[-5:]
+    assert min(gaps) >= interval - 0.05, sorted(gaps)[:5]
+    # The server saw each client leave when the script ended, and no other way.
+    reasons = [gone.get_nowait()[1] for _ in range(gone.qsize())]
+    assert reasons == ["client namespace disconnect"] * count
