@@ -50,7 +50,7 @@ class PollingTransport:
     def attach(self, box: Outbox) -> None:
         """Serve the session that owns ``box``."""
         self._box = box
-        box.use_packets(self._flush, self._overflow)
+        box.use_packets(self)
         box.ready = self._get is not None and not self.closed
 
     def _set_get(self, get: tuple[HttpConnection, Request] | None) -> None:
