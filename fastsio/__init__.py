@@ -2,6 +2,7 @@
 
 from fastsio.adapter import Adapter, BroadcastOptions
 from fastsio.admin import instrument
+from fastsio.asgi import ASGIApp
 from fastsio.broadcast import BroadcastOperator, RemoteSocket
 from fastsio.exceptions import AckTimeout, ConnectionRefused, Disconnected, ProtocolError
 from fastsio.namespace import Namespace, ParentNamespace
@@ -11,6 +12,7 @@ from fastsio.socket import Handshake, Socket
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGIApp",
     "AckTimeout",
     "Adapter",
     "BroadcastOperator",

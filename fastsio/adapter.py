@@ -18,6 +18,8 @@ from fastsio._core.packetlog import PacketLog
 from fastsio._core.rooms import RoomIndex
 from fastsio.encoding import encode_fallback
 from fastsio.engine.timers import Timer, TimerWheel
+from fastsio.stats import counted
+from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
     from fastsio.namespace import Namespace
@@ -99,6 +101,19 @@ class Adapter:
         if recovery is not None:
             self.log = PacketLog(int(recovery["max_packets"]), int(recovery["max_bytes"]))
             self.max_disconnection_duration = float(recovery["max_disconnection_duration"])
+
+    @property
+    def stamps_offsets(self) -> bool:
+        """Whether EVENT packets carry recovery offsets, so ``socket.emit`` must go through
+        :meth:`broadcast` (to be logged and stamped like a broadcast)."""
+        return self.log is not None
+
+    async def init(self) -> None:
+        """Called by ``Server.start`` in the server's loop: a networked adapter connects here."""
+
+    async def aclose(self) -> None:
+        """Called by ``Server.close`` after :meth:`close`: a networked adapter flushes what it
+        still has to write and disconnects here."""
 
     # -- rooms -------------------------------------------------------------------------------
     def on(self, event: str, listener: RoomListener) -> RoomListener:
@@ -212,6 +227,13 @@ class Adapter:
             # One splice per broadcast: every recipient gets the same stamped bytes.
             _seq, parts = self.log.append(packet.parts, opts.rooms, opts.except_rooms)
             packet = sio_packet.Encoded(parts)
+        server = self.nsp.server
+        if server._packets is not None or _trace.socket:
+            # Counting the targets costs a second pass: only when someone looks.
+            n = len(sids if sids is not None else self.index.targets(opts.rooms,
+                                                                     opts.except_rooms))
+            counted(server, f"{self.nsp.name} rooms={sorted(map(str, opts.rooms))}"
+                    f" except={sorted(map(str, opts.except_rooms))}", packet, n)
         if sids is None:
             slow = self.index.fanout(opts.rooms, opts.except_rooms, packet, opts.volatile)
         else:
@@ -279,8 +301,12 @@ class Adapter:
         """How many nodes serve this namespace (1 in memory)."""
         return 1
 
-    async def server_side_emit(self, data: list[Any], expect_acks: bool = False) -> list[Any]:
-        """Send to the other nodes of the cluster: there are none in memory."""
+    async def server_side_emit(
+        self, data: list[Any], expect_acks: bool = False, timeout: float | None = None
+    ) -> list[Any]:
+        """Send to the other nodes of the cluster (there are none in memory); with
+        ``expect_acks``, one answer per other node (``AckTimeout`` with those that came when
+        some are missing after ``timeout`` seconds)."""
         return []
 
     # -- connection state recovery --------------------------------------------------------------

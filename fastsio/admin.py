@@ -70,7 +70,7 @@ def instrument(
     ``auth`` must be given: ``False`` (or ``None``) lets anyone who can reach the server in,
     ``{"username": ..., "password": <bcrypt hash>}`` asks the UI for those credentials (the
     hash as ``bcrypt.hashpw(b"...", bcrypt.gensalt())`` or bcryptjs makes it; the ``bcrypt``
-    package, ``pip install fastsio[admin]``, checks it). A successful login gets a session id
+    package, ``pip install fastsio-server[admin]``, checks it). A successful login gets a session id
     that the UI reuses to reconnect without asking again, for the life of this process.
 
     ``mode="production"`` sends only the aggregated figures (no socket list, no per-event
@@ -219,7 +219,7 @@ class _Instrumentation:
         except ImportError:
             raise ImportError(
                 "the admin UI's password check needs the bcrypt package: "
-                "pip install 'fastsio[admin]'"
+                "pip install 'fastsio-server[admin]'"
             ) from None
         expected_user = username.encode()
         hashed = password.encode()

@@ -75,6 +75,7 @@ class BroadcastOperator:
     def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` to every selected socket (encoded once)."""
         check_event(event)
+        self._adapter.nsp.server._stats.broadcasts += 1
         self._adapter.broadcast([event, *args], self._opts)
 
     def send(self, *args: Any) -> None:
@@ -103,6 +104,7 @@ class BroadcastOperator:
 
         nsp = self._adapter.nsp
         ack_id = nsp._next_ack_id()
+        nsp.server._stats.broadcasts += 1
         self._adapter.broadcast_with_ack([event, *args], self._opts, ack_id, on_count, on_ack)
         timeout = self._opts.timeout
         try:
@@ -134,6 +136,21 @@ class BroadcastOperator:
     async def disconnect_sockets(self, close: bool = False) -> None:
         """Disconnect the selected sockets (``close`` also closes their connections)."""
         await self._adapter.disconnect_sockets(self._opts, close)
+
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to the other nodes of the cluster (their ``on_server_side``
+        handlers); rooms and flags do not apply."""
+        check_event(event)
+        await self._adapter.server_side_emit([event, *args])
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Like :meth:`server_side_emit`, collecting one answer per other node: after
+        ``timeout(seconds)`` (the adapter's request timeout by default) :class:`AckTimeout`
+        carries the answers that did come in ``responses``."""
+        check_event(event)
+        return await self._adapter.server_side_emit(
+            [event, *args], expect_acks=True, timeout=self._opts.timeout
+        )
 
 
 class RemoteSocket:

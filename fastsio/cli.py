@@ -39,7 +39,8 @@ def setup_logging(level: str) -> None:
 
 def load_app(target: str) -> Server:
     """The ``fastsio.Server`` that ``module:attribute`` (``module`` alone: ``module:io``)
-    names; the attribute may be dotted."""
+    names; the attribute may be dotted. An ``ASGIApp`` or a ``fastsio.compat`` server names
+    the server it serves."""
     module_name, _, attr = target.partition(":")
     if not module_name:
         raise CliError(f"{target!r}: expected module:attribute, e.g. app:io")
@@ -56,7 +57,14 @@ def load_app(target: str) -> Server:
         except AttributeError:
             raise CliError(f"module {module_name!r} has no attribute {attr or 'io'!r}") from None
     if not isinstance(obj, Server):
-        raise CliError(f"{target} is a {type(obj).__name__}, not a fastsio.Server")
+        from fastsio.asgi import ASGIApp, own_front_server
+
+        if isinstance(obj, ASGIApp) or isinstance(getattr(obj, "io", None), Server):
+            # An ASGIApp (the app beside it becomes Server(other_asgi_app=...)) or a
+            # fastsio.compat server: served on the own front.
+            return own_front_server(obj)
+        raise CliError(f"{target} is a {type(obj).__name__}, not a fastsio.Server, a "
+                       "fastsio.ASGIApp or a fastsio.compat server")
     return obj
 
 
@@ -142,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 io.shutdown_timeout = args.shutdown_timeout
             elif io.shutdown_timeout is None:
                 io.shutdown_timeout = 5.0
-            io.run(args.host, args.port)
+            io.run(args.host, args.port, quiet=True)  # the log line says where it listens
             return 0
         from fastsio.workers import MAX_WORKERS, Supervisor, run_supervisor
 

@@ -9,9 +9,12 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from fastsio import trace
 from fastsio._core import sio_packet
 from fastsio._core.errors import ProtocolError
 from fastsio.socket import Handshake, Socket
+from fastsio.stats import counted
+from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
     from fastsio.engine.socket import EngineSocket
@@ -21,6 +24,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastsio.client")
 
 _NOTHING: frozenset[str] = frozenset()
+
+TYPE_NAMES = ("CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT",
+              "BINARY_ACK")
+
 
 
 class Client:
@@ -86,6 +93,10 @@ class Client:
 
     # -- inbound -----------------------------------------------------------------------------
     def _on_message(self, data: bytes, binary: bool) -> None:
+        counters = self.server._packets
+        if counters is not None:
+            counters.packets_in += 1
+            counters.bytes_in += len(data)
         try:
             packet = self.decoder.add_binary(data) if binary else self.decoder.add_text(data, 1)
         except ProtocolError as exc:
@@ -112,6 +123,9 @@ class Client:
             self.conn.close("forced close")
 
     def _on_packet(self, packet: sio_packet.Packet) -> None:
+        if _trace.socket:
+            trace.SOCKET.debug("%s < %s %s %s id=%s", self.conn.sid, TYPE_NAMES[packet.type],
+                               packet.nsp, trace.shown(packet.data), packet.id)
         if packet.type == sio_packet.CONNECT and self.conn.protocol == 3:
             self._on_connect_v3(packet.nsp)
             return
@@ -143,6 +157,8 @@ class Client:
 
     # -- outbound ----------------------------------------------------------------------------
     def write(self, packet: sio_packet.Encoded) -> None:
+        if self.server._packets is not None or _trace.socket:
+            counted(self.server, self.conn.sid, packet)
         self.conn.send_encoded(packet)
 
     def connect_error(self, nsp: str, message: str, data: Any) -> None:

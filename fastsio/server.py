@@ -14,15 +14,18 @@ from pathlib import Path
 from ssl import SSLContext
 from typing import Any, overload
 
+from fastsio import trace
 from fastsio._core import sio_packet
 from fastsio.adapter import Adapter
 from fastsio.broadcast import BroadcastOperator
 from fastsio.client import Client
 from fastsio.encoding import JsonDefault
+from fastsio.engine.http import Headers, Request
 from fastsio.engine.server import AllowRequest, CorsOrigins, EngineServer
 from fastsio.engine.socket import EngineSocket
 from fastsio.namespace import H, Namespace, ParentNamespace, _Emitting
 from fastsio.static import FileServer, find_client_dist
+from fastsio.stats import Stats
 
 log = logging.getLogger("fastsio")
 
@@ -42,8 +45,15 @@ class Server(_Emitting):
     """A Socket.IO v4 server.
 
     Engine.IO options (``path``, ``transports``, ``ping_interval``, ``ping_timeout``,
-    ``max_http_buffer_size``, ``cors_allowed_origins``, ...) are passed through; times are in
-    seconds. Calls such as ``emit``/``to``/``on`` without a namespace act on ``/``.
+    ``max_http_buffer_size``, ``cors_allowed_origins``, ``trusted_proxies``, ...) are passed
+    through; times are in seconds. Calls such as ``emit``/``to``/``on`` without a namespace act
+    on ``/``. ``json_default``: ``fn(value)`` for values orjson cannot encode
+    (:mod:`fastsio.encoding`); ``packet_stats``: count packets and bytes in :meth:`stats`.
+
+    ``other_asgi_app``: an ASGI application (FastAPI, Starlette, ...) that gets every HTTP
+    request and WebSocket outside the Socket.IO path, on the same port and in this process,
+    with its lifespan run by :meth:`start`/:meth:`close` (see :class:`fastsio.asgi.OtherApp`
+    for what this bridge does not do, such as streaming responses).
     """
 
     def __init__(
@@ -73,6 +83,8 @@ class Server(_Emitting):
         allow_request: AllowRequest | None = None,
         shutdown_timeout: float | None = None,
         json_default: JsonDefault | None = None,
+        packet_stats: bool = False,
+        other_asgi_app: Any = None,
         **engine_options: Any,
     ) -> None:
         self.connect_timeout = connect_timeout
@@ -81,6 +93,10 @@ class Server(_Emitting):
         if json_default is not None and not callable(json_default):
             raise TypeError("json_default must be a function (value -> JSON-able value)")
         self.json_default = json_default
+        # Counters for stats() and fastsio.metrics; the per-packet ones only when asked for.
+        self._stats = Stats(packet_stats)
+        self._packets = self._stats.packets
+        trace.enable_from_environment()
         # close()'s default timeout (run() closes with it on Ctrl-C / SIGTERM): None closes at
         # once, a number of seconds closes gracefully (see close()).
         if shutdown_timeout is not None and shutdown_timeout < 0:
@@ -126,12 +142,19 @@ class Server(_Emitting):
             **engine_options,
         )
         # The client bundle and static files (fastsio/static.py).
-        self.engine.http_handler = FileServer(
+        self.engine.http_handler = self._files = FileServer(
             self.engine.path,
             client_dist,
             {k: Path(v) for k, v in (static_files or {}).items()},
             self.engine._cors_headers,
         )
+        # An ASGI application (FastAPI, Starlette, ...) served on the same port for every HTTP
+        # request and WebSocket outside the Socket.IO path (fastsio.asgi.OtherApp).
+        self.other_asgi_app = other_asgi_app
+        if other_asgi_app is not None:
+            from fastsio.asgi import OtherApp
+
+            self.engine.other_app = OtherApp(other_asgi_app, self)
         self.sockets: Namespace = self.of("/")
         self._handlers = self.sockets._handlers
         self._middlewares = self.sockets._middlewares
@@ -200,8 +223,13 @@ class Server(_Emitting):
         await self.sockets.server_side_emit(event, *args)
 
     async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
-        """Like :meth:`server_side_emit`, collecting one answer per other node."""
+        """Like :meth:`server_side_emit`, collecting one answer per other node (see
+        :meth:`Namespace.server_side_emit_with_ack`)."""
         return await self.sockets.server_side_emit_with_ack(event, *args)
+
+    def on_server_side(self, event: str, handler: Handler | None = None) -> Any:
+        """Like :meth:`Namespace.on_server_side` for ``/``."""
+        return self.sockets.on_server_side(event, handler)
 
     def _connect(self, client: Client, name: str, auth: dict[str, Any]) -> None:
         if name == "":
@@ -280,6 +308,24 @@ class Server(_Emitting):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # -- observability -----------------------------------------------------------------------
+    @property
+    def engine_routes(self) -> dict[str, Callable[[Request], tuple[int, Headers, bytes]]]:
+        """Extra GET/HEAD endpoints on the server's port: path -> ``fn(request)`` returning
+        ``(status, headers, body)`` (``fastsio.metrics.export`` adds ``/metrics`` here)."""
+        return self._files.routes
+
+    def stats(self) -> dict[str, Any]:
+        """The server's counters: ``clients`` (Engine.IO sessions), ``sockets`` (per
+        namespace), ``packets_in``/``bytes_in``/``packets_out``/``bytes_out`` (Socket.IO
+        packets; ``None`` unless ``Server(packet_stats=True)``), ``broadcasts``, ``recoveries``
+        (``ok``/``failed``) and ``disconnects`` (count per reason). See :mod:`fastsio.stats`;
+        :mod:`fastsio.metrics` exports them to Prometheus."""
+        return self._stats.snapshot(
+            len(self.engine.clients),
+            {name: len(nsp.sockets) for name, nsp in self._nsps.items()},
+        )
+
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def port(self) -> int | None:
@@ -291,6 +337,11 @@ class Server(_Emitting):
         # asyncio's default backlog (100) drops SYNs under a reconnect storm and clients then
         # wait for TCP's 1 s / 3 s retransmits; Node listens with 511.
         kwargs.setdefault("backlog", 1024)
+        trace.refresh()  # the trace loggers' levels, read once here (fastsio/trace.py)
+        for nsp in list(self._nsps.values()):
+            await nsp.adapter.init()
+        if self.engine.other_app is not None:
+            await self.engine.other_app.startup()  # the ASGI app's lifespan, before listening
         return await self.engine.start(host, port, **kwargs)
 
     async def close(self, timeout: float | None = None, *, reconnect: bool = True) -> None:
@@ -332,12 +383,17 @@ class Server(_Emitting):
             if started and remaining > 0:
                 await asyncio.wait(started, timeout=remaining)
         await engine.close(None if deadline is None else max(0.0, deadline - loop.time()))
+        if engine.other_app is not None:
+            await engine.other_app.shutdown(
+                None if deadline is None else max(0.0, deadline - loop.time()))
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for nsp in self._nsps.values():
             nsp.adapter.close()
+        for nsp in list(self._nsps.values()):
+            await nsp.adapter.aclose()
 
     def run(
         self,

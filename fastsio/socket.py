@@ -13,6 +13,8 @@ from fastsio.adapter import BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, _as_rooms, check_event
 from fastsio.encoding import encode_fallback
 from fastsio.exceptions import AckTimeout, Disconnected
+from fastsio.stats import counted
+from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
     from fastsio.client import Client
@@ -200,7 +202,7 @@ class Socket:
             ack_id = self.nsp._next_ack_id()
             self._acks[ack_id] = callback
         adapter = self.nsp.adapter
-        if adapter.log is not None and ack_id is None and not volatile:
+        if adapter.stamps_offsets and ack_id is None and not volatile:
             # Through the adapter, so the packet is logged and stamped like a broadcast.
             adapter.broadcast(data, BroadcastOptions(rooms=frozenset((self.id,))))
             return None
@@ -221,6 +223,9 @@ class Socket:
                 if ack_id is not None:
                     del self._acks[ack_id]
                 raise
+        server = self.nsp.server
+        if server._packets is not None or _trace.socket:  # off: two tests, no call
+            counted(server, self.id, packet)
         conn.send_encoded(packet)
         return ack_id
 
@@ -229,6 +234,9 @@ class Socket:
             packet = sio_packet.encode(ptype, self.nsp.name, data, ack_id)
         except TypeError:
             packet = encode_fallback(self.nsp.server, ptype, self.nsp.name, data, ack_id)
+        server = self.nsp.server
+        if server._packets is not None or _trace.socket:
+            counted(server, self.id, packet)
         self.client.conn.send_encoded(packet)
 
     def timeout(self, seconds: float) -> SocketEmitter:
@@ -375,6 +383,7 @@ class Socket:
     def _on_close(self, reason: str, description: Any = None) -> None:
         if not self.connected:
             return
+        self.nsp.server._stats.disconnected(reason)
         self.nsp._dispatch_disconnect(self, "disconnecting", reason, description)
         adapter = self.nsp.adapter
         if self.pid is not None and reason in RECOVERABLE_REASONS:

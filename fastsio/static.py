@@ -112,7 +112,7 @@ def respond(req: Request, f: _File, headers: Headers) -> Response:
 class FileServer:
     """The ``http_handler`` of a :class:`fastsio.Server` (see the module docstring)."""
 
-    __slots__ = ("_bundle", "_cache", "_cors", "client_dist", "engine_path", "static")
+    __slots__ = ("_bundle", "_cache", "_cors", "client_dist", "engine_path", "routes", "static")
 
     def __init__(
         self,
@@ -128,9 +128,15 @@ class FileServer:
         # The bundle never changes while the server runs: read once, on first request.
         self._bundle: dict[str, _File] = {}
         self._cache: dict[str, _File] = {}
+        # Other GET/HEAD endpoints on the server's port (fastsio.metrics' /metrics).
+        self.routes: dict[str, Callable[[Request], Response]] = {}
 
     def __call__(self, req: Request) -> Response | None:
         path = req.path
+        if self.routes:
+            route = self.routes.get(path)
+            if route is not None and req.method in ("GET", "HEAD"):
+                return route(req)
         if self.client_dist is not None and path.startswith(self.engine_path):
             name = path[len(self.engine_path):]
             if name in CLIENT_FILES:

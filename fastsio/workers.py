@@ -3,8 +3,9 @@
 The parent process owns the listening socket and runs no application code. It reads the request
 line of each new connection and passes the connection (its file descriptor over a Unix socket,
 ``SCM_RIGHTS``, with the bytes read so far) to one worker: the worker named by the session id
-for a request of a session, the next one in turn for a new session. From then on the worker
-owns the connection; the parent never sees its bytes again (no proxying, no copy per request).
+for a request of a session, the one with the fewest sessions for a new session (each worker
+reports its count twice a second). From then on the worker owns the connection; the parent
+never sees its bytes again (no proxying, no copy per request).
 
 Each worker begins its session ids with its tag (one URL-safe character), so the parent routes
 with no table and no message from the worker: nothing can race between a handshake response
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import json
 import logging
@@ -41,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fastsio.engine.clientlog import ClientErrors
 from fastsio.engine.http import HAND_BACK_MAX, HttpConnection
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     from fastsio.server import Server
 
 log = logging.getLogger("fastsio.workers")
+_accept_failures = ClientErrors(log, level=logging.WARNING)
 
 # A worker's tag is the first character of its session ids: its index in this alphabet.
 TAGS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -61,6 +65,8 @@ FIRST_READ = 16384
 # Connections the parent holds while waiting for their request line (slowloris bound).
 HEAD_TIMEOUT = 10.0
 MAX_PENDING_HEADS = 10_000
+# After accept() fails (out of file descriptors), how long the parent waits before trying again.
+ACCEPT_PAUSE = 0.1
 # Connections queued for a worker whose control socket is full.
 MAX_BACKLOG = 4096
 # Past the workers' shutdown timeout, how long the parent waits before killing them.
@@ -72,6 +78,10 @@ _CONN = b"c"  # parent -> worker: a connection (fd) and the bytes read from it
 _FINAL = b"f"  # the same, never to be handed back (its session's worker is gone)
 _READY = b"r"  # worker -> parent: serving; the payload is its shutdown timeout (JSON)
 _BACK = b"h"  # worker -> parent: a connection handed back (fd) with its bytes
+_LOAD = b"n"  # worker -> parent: how many Engine.IO sessions it has (decimal)
+
+# How often a worker tells the parent its session count (new sessions go to the least loaded).
+LOAD_PERIOD = 0.5
 
 _503 = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n"
@@ -134,6 +144,7 @@ class WorkerRouter:
         # Handed-back connections waiting for room in the control socket: (dup'ed fd, bytes).
         self._outbox: deque[tuple[int, bytes]] = deque()
         self._reading = False
+        self._report: asyncio.TimerHandle | None = None
 
     def start(self, shutdown_timeout: float) -> None:
         self.engine.router = self
@@ -141,9 +152,20 @@ class WorkerRouter:
         self._reading = True
         self.ctrl.setblocking(False)
         self.ctrl.send(_READY + json.dumps(shutdown_timeout).encode())
+        self._report = self._loop.call_later(LOAD_PERIOD, self._report_load)
+
+    def _report_load(self) -> None:
+        # Every period, changed or not: the parent's estimate between reports counts the
+        # connections it routed here, and must come back to the truth.
+        with contextlib.suppress(OSError):
+            self.ctrl.send(_LOAD + str(len(self.engine.clients)).encode())
+        self._report = self._loop.call_later(LOAD_PERIOD, self._report_load)
 
     def stop(self) -> None:
         """No more connections from the parent (shutdown)."""
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
         if self._reading:
             self._reading = False
             self._loop.remove_reader(self.ctrl.fileno())
@@ -322,6 +344,8 @@ class _Worker:
     ready: bool = False
     started_at: float = 0.0
     restarts: int = 0
+    # Its sessions: the last count it reported, plus the new connections routed to it since.
+    load: int = 0
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     # Connections for this worker while its control socket is full: (kind, socket, bytes).
     backlog: deque[tuple[bytes, socket.socket, bytes]] = field(default_factory=deque)
@@ -448,6 +472,7 @@ class Supervisor:
         parent_end.setblocking(False)
         w.ctrl = parent_end
         w.ready = False
+        w.load = 0
         w.started_at = loop.time()
         loop.add_reader(parent_end.fileno(), self._on_control, w)
         log.info("worker %d started (pid %d)", w.index, w.proc.pid)
@@ -561,6 +586,9 @@ class Supervisor:
                 sock.setblocking(False)
                 self._route(sock, data[1:], handed_back=True)
                 fds = fds[1:]
+            elif kind == _LOAD:
+                with contextlib.suppress(ValueError):
+                    w.load = int(data[1:])
             elif kind == _READY:
                 w.ready = True
                 with contextlib.suppress(ValueError):
@@ -585,8 +613,17 @@ class Supervisor:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                # EMFILE and friends: the connection stays in the backlog for the next round.
-                log.warning("accept failed: %s", exc)
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue  # the client gave up before it was accepted: its business
+                # EMFILE and friends: the connection stays in the backlog, and the listener
+                # readable: pause a moment instead of spinning on it (said once a minute at
+                # most: a flood of clients keeps it coming).
+                _accept_failures.log("accept failed: %s; pausing accepting (%.1f s at a time)",
+                                     exc, ACCEPT_PAUSE)
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(listener.fileno())
+                self._accepting = False
+                loop.call_later(ACCEPT_PAUSE, self._start_accepting)
                 return
             sock.setblocking(False)
             self._read_head(sock, b"")
@@ -646,14 +683,19 @@ class Supervisor:
             self._sweep = loop.call_later(1.0, self._sweep_heads)
 
     def _pick(self) -> int:
-        """The next ready worker in turn, or -1."""
+        """For a new session: the ready worker with the fewest sessions (the next in turn among
+        equals), or -1."""
         n = self.count
+        best = -1
         for step in range(n):
             i = (self._next + step) % n
-            if self.workers[i].ready:
-                self._next = i + 1
-                return i
-        return -1
+            w = self.workers[i]
+            if w.ready and (best < 0 or w.load < self.workers[best].load):
+                best = i
+        if best >= 0:
+            self._next = best + 1
+            self.workers[best].load += 1
+        return best
 
     def _route(self, sock: socket.socket, data: bytes, handed_back: bool = False) -> None:
         nl = data.find(b"\n")
@@ -731,4 +773,12 @@ def run_supervisor(supervisor: Supervisor) -> int:
     return result[0] if result else 1
 
 
-__all__ = ["MAX_WORKERS", "TAGS", "Supervisor", "run_supervisor", "sid_worker", "worker_main"]
+__all__ = [
+    "MAX_WORKERS",
+    "TAGS",
+    "Supervisor",
+    "WorkerRouter",
+    "run_supervisor",
+    "sid_worker",
+    "worker_main",
+]

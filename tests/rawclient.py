@@ -326,6 +326,47 @@ class RawWebSocket(RawConnection):
                 return frames
 
 
+# -- the official protocol suites' client ------------------------------------------------------
+class SuiteClient:
+    """The two primitives of the official protocol test suites (socket.io's
+    ``docs/engine.io-protocol/v4-test-suite`` and ``docs/socket.io-protocol/v5-test-suite``):
+    ``fetch`` and a WebSocket, both on ``{base}{path}/?{query}``."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, path: str) -> None:
+        self.http = http
+        self.base = base
+        self.path = path
+
+    def url(self, query: str) -> str:
+        return f"{self.base}{self.path}/?{query}"
+
+    async def fetch(
+        self, query: str, method: str = "GET", body: str | None = None
+    ) -> tuple[int, str]:
+        """Status and body of one request (a body is sent as text, as fetch sends a string)."""
+        data = None if body is None else body.encode()
+        headers = None if body is None else {"Content-Type": "text/plain;charset=UTF-8"}
+        async with self.http.request(
+            method, self.url(query), data=data, headers=headers,
+            timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+        ) as r:
+            return r.status, await r.text()
+
+    async def websocket(self, query: str) -> aiohttp.ClientWebSocketResponse:
+        """A WebSocket once open (after the ``101``); raises ``aiohttp.WSServerHandshakeError``
+        when the server answers the upgrade request with anything else."""
+        url = self.url(query).replace("http://", "ws://", 1)
+        return await self.http.ws_connect(
+            url, autoping=True, timeout=aiohttp.ClientWSTimeout(ws_close=1.0)
+        )
+
+    async def init_long_polling_session(self) -> str:
+        status, body = await self.fetch("EIO=4&transport=polling")
+        assert status == 200, (status, body)
+        sid: str = parse_open(body)["sid"]
+        return sid
+
+
 # -- the engine side --------------------------------------------------------------------------
 class EngineRecorder:
     """Takes the place of the Socket.IO layer on ``io.engine``: records every Engine.IO session,

@@ -131,6 +131,24 @@ async def test_polling_client_close_packet(make_server):
     assert io.engine.clients == {}
 
 
+async def test_polling_client_close_packet_before_the_get(make_server):
+    """The same race the other way round: the POST with the close packet arrives before the
+    GET sent along with it. That GET gets what it would have got first (what was queued, then
+    a noop); the sid is gone for the next one."""
+    io, url = await make_server()
+    rec = EngineRecorder(io, echo=False)
+    async with aiohttp.ClientSession() as http:
+        p = await Polling.open(http, url)
+        rec.sockets[p.sid].send("queued")
+        assert await p.post("1") == (200, "ok")
+        assert await rec.wait_closed(p.sid) == "transport close"
+        assert io.engine.clients == {}
+        assert await p.get() == (200, "4queued\x1e6")
+        assert (await p.get())[0] == 400
+        assert (await p.post("4late"))[0] == 400
+    assert io.engine._lingering == {}
+
+
 async def test_polling_close_packet_stops_the_payload(make_server):
     io, url = await make_server()
     rec = EngineRecorder(io)

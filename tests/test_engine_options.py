@@ -317,6 +317,37 @@ async def test_cookie_is_secure_over_tls(tmp_path, secure, expected):
         await io.close()
 
 
+async def test_tls_transports_closed_when_the_client_leaves(tmp_path):
+    """Every TLS transport whose client went away is closed by the server, the polling
+    keep-alive connection and the WebSocket alike: before Python 3.11, asyncio's TLS transport
+    counts itself unclosed otherwise (a ResourceWarning once collected)."""
+    key, cert = _self_signed(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    io = fastsio.Server()
+    port = await io.start("127.0.0.1", 0, ssl=ctx)
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = f"https://127.0.0.1:{port}"
+            async with http.get(eio_url(base), ssl=False, timeout=aiohttp.ClientTimeout(5)) as r:
+                assert r.status == 200
+                await r.read()
+            polling = [conn.transport for conn in io.engine._http_connections]
+            ws = await http.ws_connect(
+                f"wss://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", ssl=False
+            )
+            assert (await ws_receive(ws)).startswith("0{")
+            sock = next(s for s in io.engine.clients.values() if s.transport_name == "websocket")
+            websocket = sock.transport.ws.underlying_transport
+        # The client session is gone, and both of its connections with it.
+        await wait_for(lambda: sock.closed and not io.engine._http_connections)
+        assert len(polling) == 1
+        assert polling[0].is_closing()
+        assert websocket.is_closing()
+    finally:
+        await io.close()
+
+
 @pytest.mark.parametrize(
     "cookie",
     [{"nme": "x"}, {"name": "bad name"}, {"same_site": "sometimes"}, {"path": "/a;b"}, "yes"],

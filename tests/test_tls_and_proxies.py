@@ -180,3 +180,26 @@ async def test_malformed_forwarded_for(make_server, forwarded, address):
 def test_trusted_proxies_are_checked(bad):
     with pytest.raises(ValueError, match="trusted_proxies"):
         fastsio.Server(trusted_proxies=bad)
+
+
+async def test_the_official_client_in_a_browser_upgrades_to_wss(certificate):
+    """The demo page over https in headless Chromium: the bundle fastsio serves connects by
+    polling, then upgrades to wss:// through the hand-over on the same TLS port."""
+    from fastsio.demo import create_app
+    from tests.browser import Browser
+
+    io = create_app()
+    port = await io.start("127.0.0.1", 0, ssl=server_context(*certificate))
+    try:
+        async with Browser.launch("--ignore-certificate-errors") as browser:
+            page = await browser.new_page(f"https://127.0.0.1:{port}/")
+            status = await page.wait_for(
+                "document.getElementById('status').textContent.includes('over websocket')"
+                " && document.getElementById('status').textContent", 15)
+            assert status.startswith("connected as guest-"), status
+            assert await page.evaluate("socket.io.engine.transport.ws.url.startsWith('wss://')")
+            assert transport_of(io) == "websocket"
+            (sock,) = io.sockets.sockets.values()
+            assert sock.handshake.secure is True
+    finally:
+        await io.close()

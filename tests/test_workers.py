@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 import fastsio
-from fastsio.workers import TAGS
+from fastsio.workers import TAGS, WorkerRouter
 
 from . import rawclient
 from .conftest import wait_for
@@ -36,6 +36,7 @@ from .workers_helpers import (
     Command,
     KeepAlive,
     Polling,
+    cpu_seconds,
     fetch,
     packets,
     pid_gone,
@@ -76,6 +77,21 @@ def test_unknown_target_is_one_clear_line(workers: str) -> None:
     if workers == "2":
         # Every worker fails the same way: the command stops instead of restarting them.
         assert "exited during startup (code 1): stopping" in r.stderr
+
+
+def test_port_in_use_is_one_clear_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            [sys.executable, "-m", "fastsio", "run", APP, "--host", "127.0.0.1", "--port",
+             str(port), "--workers", "2", "--no-shared-state"],
+            cwd=REPO, capture_output=True, text=True, timeout=30,
+        )
+    assert r.returncode == 1, r.stderr
+    assert f"fastsio: error: cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr and "worker 0 started" not in r.stderr
 
 
 async def test_one_worker_is_the_server_itself() -> None:
@@ -165,27 +181,56 @@ def test_keep_alive_connection_shared_by_sessions(two_workers: Command) -> None:
         b.close()
 
 
+def test_garbage_and_silent_connections_leave_the_parent_serving(two_workers: Command) -> None:
+    port = two_workers.port
+    # Not HTTP: routed like any connection, refused by the worker's HTTP parser.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"\x00\xff\xfe not http at all\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 400 ")
+    # A request line over what the parent reads before routing (16 KiB): still answered.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 400 ")
+    # Gone before sending anything, or halfway through the request line.
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /socket.io/?EIO=4&transport=pol")
+    # A forged session id: the worker it names says the session is unknown.
+    status, body = fetch(f"{two_workers.url}{EIO}&sid={TAGS[1]}{'x' * 20}")
+    assert status == 400 and orjson.loads(body)["code"] == 1
+    status, body = fetch(f"{two_workers.url}{EIO}&sid=%25%00")
+    assert status == 400
+    assert Polling(two_workers.url).call("whoami")[0] in two_workers.worker_pids().values()
+    assert not any("Traceback" in line for line in two_workers.lines), two_workers.log()
+
+
 # -- the processes -----------------------------------------------------------------------------
-def test_dead_worker_is_restarted() -> None:
-    cmd = Command("--workers", "2", "--no-shared-state").started(2)
+def test_dead_worker_is_restarted_and_gets_the_new_sessions() -> None:
+    # (Its polling sessions stop polling: a short graceful close at the end.)
+    cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "0.3",
+                  env={"WORKERS_APP_PING": "20"})
+    cmd.started(2)
     try:
         old = cmd.worker_pids()
-        session = next(s for s in (Polling(cmd.url) for _ in range(4)) if s.sid[0] == TAGS[0])
-        assert session.call("whoami") == [old[0]]
+        sessions = [Polling(cmd.url) for _ in range(4)]
+        # A new session goes to the worker with the fewest: two each.
+        assert sorted(s.sid[0] for s in sessions) == [TAGS[0]] * 2 + [TAGS[1]] * 2
+        on_0 = [s for s in sessions if s.sid[0] == TAGS[0]]
+        on_1 = [s for s in sessions if s.sid[0] == TAGS[1]]
+        assert on_0[0].call("whoami") == [old[0]]
         mark = len(cmd.lines)
         os.kill(old[0], signal.SIGKILL)
         cmd.wait_line(rf"worker 0 \(pid {old[0]}\) exited \(signal 9\); restarting it", after=mark)
         new = int(cmd.wait_line(r"worker 0 started \(pid (\d+)\)", after=mark).group(1))
         cmd.wait_line(rf"worker 0 \(pid {new}\) serving", after=mark)
-        # Its sessions are gone (the client is told so and reconnects) ...
-        status, body = fetch(session.url)
-        assert status == 400 and orjson.loads(body) == {"code": 1, "message": "Session ID unknown"}
-        # ... and new sessions reach both workers again.
-        deadline = time.monotonic() + 5
-        seen: set[int] = set()
-        while seen != {new, old[1]} and time.monotonic() < deadline:
-            seen.add(Polling(cmd.url).call("whoami")[0])
-        assert seen == {new, old[1]}
+        # Its sessions are gone (their clients are told so, and reconnect) ...
+        for s in on_0:
+            status, body = fetch(s.url)
+            assert status == 400, body
+            assert orjson.loads(body) == {"code": 1, "message": "Session ID unknown"}
+        # ... the other worker's live on, and new sessions go to the fresh worker first.
+        assert [s.call("whoami") for s in on_1] == [[old[1]]] * 2
+        assert [Polling(cmd.url).call("whoami") for _ in range(2)] == [[new]] * 2
     finally:
         assert cmd.stop() == 0, cmd.log()
 
@@ -211,6 +256,34 @@ def test_stop_closes_every_process_gracefully(ctrl_c: bool) -> None:
     assert "fastsio: all workers stopped" in cmd.log()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", cmd.port), timeout=2).close()
+
+
+def test_out_of_file_descriptors_pauses_accepting_then_serves() -> None:
+    entry = ["sh", "-c", 'ulimit -n 64 && exec "$0" "$@"', sys.executable, "-m", "fastsio"]
+    cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "0.3",
+                  entry=entry).started(2)
+    held: list[socket.socket] = []
+    try:
+        # Half a request line each: the parent holds them, waiting for the rest, until its
+        # descriptors run out.
+        for _ in range(80):
+            s = socket.create_connection(("127.0.0.1", cmd.port), timeout=5)
+            s.sendall(b"GET /socket.io/?EIO=4&transport=pol")
+            held.append(s)
+        cmd.wait_line(r"accept failed: \[Errno 24\] Too many open files; pausing accepting")
+        # It does not spin on the listener meanwhile.
+        before = cpu_seconds(cmd.proc.pid)
+        time.sleep(0.5)
+        assert cpu_seconds(cmd.proc.pid) - before < 0.2
+        for s in held:
+            s.close()
+        held = []
+        assert Polling(cmd.url).call("whoami")[0] in cmd.worker_pids().values()
+    finally:
+        for s in held:
+            s.close()
+        assert cmd.stop() == 0, cmd.log()
+    assert sum("accept failed" in line for line in cmd.lines) == 1, "warned once, not per retry"
 
 
 def test_worker_stuck_past_the_deadline_is_killed() -> None:
@@ -248,3 +321,29 @@ async def test_set_adapter_replaces_every_namespace_adapter(make_server: Any) ->
         with pytest.raises(RuntimeError, match="after clients connected"):
             io.set_adapter(fastsio.Adapter)
     assert isinstance(io.sockets.adapter, Recording)
+
+
+# -- a worker's session ids --------------------------------------------------------------------
+async def test_worker_sids_start_with_its_tag() -> None:
+    io = fastsio.Server(sid_generator=lambda req: "custom")
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        router = WorkerRouter(io.engine, a, 3, 4, lambda: None)
+        plain = router.make_sid(None)(None)
+        assert plain[0] == TAGS[3] and len(plain) == 21
+        # The application's own generator, sync or async, keeps its ids after the tag.
+        assert router.make_sid(io.engine.sid_generator)(None) == TAGS[3] + "custom"
+
+        async def later(req: Any) -> str:
+            return "later"
+
+        assert await router.make_sid(later)(None) == TAGS[3] + "later"
+        # Another worker's session, by its tag; not ours, nor a tag no worker has.
+        assert router.foreign(f"/socket.io/?EIO=4&transport=polling&sid={TAGS[0]}xyz".encode())
+        assert not router.foreign(f"/socket.io/?EIO=4&sid={TAGS[3]}xyz".encode())
+        assert not router.foreign(f"/socket.io/?EIO=4&sid={TAGS[4]}xyz".encode())
+        assert not router.foreign(b"/socket.io/?EIO=4&transport=polling")
+        assert not router.foreign(f"/socket.io/?EIO=4&nosid={TAGS[0]}".encode())
+    finally:
+        a.close()
+        b.close()

@@ -7,7 +7,16 @@ import os
 
 import fastsio
 
-io = fastsio.Server(ping_interval=2.0, ping_timeout=2.0)
+# Short pings so that the JS client tests cross a heartbeat; WORKERS_APP_PING for tests whose
+# sessions must outlive a pause without polling.
+PING = float(os.environ.get("WORKERS_APP_PING", "2"))
+# WORKERS_APP_RECOVERY=1: connection state recovery on (across workers: with --redis).
+RECOVERY = os.environ.get("WORKERS_APP_RECOVERY") == "1"
+io = fastsio.Server(
+    ping_interval=PING,
+    ping_timeout=PING,
+    connection_state_recovery={"max_disconnection_duration": 30.0} if RECOVERY else None,
+)
 
 
 @io.on("whoami")

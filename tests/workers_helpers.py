@@ -29,7 +29,8 @@ class Command:
     """``fastsio run`` in a subprocess; its log lines (stderr) are collected as they come."""
 
     def __init__(
-        self, *args: str, entry: list[str] | None = None, own_group: bool = False
+        self, *args: str, entry: list[str] | None = None, own_group: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         cmd = entry or [sys.executable, "-m", "fastsio"]
         self.proc = subprocess.Popen(
@@ -39,6 +40,7 @@ class Command:
             # own_group: its own process group, as a terminal's foreground job, for a Ctrl-C
             # (killpg SIGINT). Otherwise it stays in the test run's group (and dies with it).
             start_new_session=own_group,
+            env={**os.environ, **(env or {})},
         )
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -197,6 +199,12 @@ class KeepAlive:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pid_gone(pid: int) -> bool:

@@ -25,6 +25,9 @@ from urllib.parse import parse_qsl, unquote
 
 import httptools
 
+from fastsio import trace
+from fastsio.trace import flags as _trace
+
 if TYPE_CHECKING:
     from fastsio.engine.server import EngineServer
     from fastsio.engine.timers import Timer
@@ -217,6 +220,11 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            # Closed by its owner even though the peer has gone: before Python 3.11, asyncio's
+            # TLS transport otherwise counts itself unclosed (a ResourceWarning when collected).
+            transport.close()
         self._timer = _NO_TIMER
         self._deadline.close()  # and the timer's reference to this connection
         self.server._http_connections.discard(self)
@@ -423,6 +431,9 @@ class HttpConnection(asyncio.Protocol):
         close: bool = False,
     ) -> None:
         """Write the response to ``req`` and move on to the next queued request."""
+        if _trace.http:
+            trace.HTTP.debug("%s %s %s -> %d (%d bytes)", self.remote_address, req.method,
+                             req.url, status, len(body))
         self._on_lost = None
         if self._closed or self.transport is None:
             self._busy = False

@@ -35,6 +35,7 @@ class PollingTransport:
     __slots__ = (
         "_box",
         "_get",
+        "_owed",
         "_should_close",
         "closed",
         "socket",
@@ -46,6 +47,8 @@ class PollingTransport:
         self._get: tuple[HttpConnection, Request] | None = None
         self._box: Outbox | None = None
         self._should_close = False
+        # The answer owed to a GET that raced the client's close (see shutdown).
+        self._owed: list[tuple[bytes, bool]] | None = None
 
     def attach(self, box: Outbox) -> None:
         """Serve the session that owns ``box``."""
@@ -76,6 +79,12 @@ class PollingTransport:
     def on_get(self, conn: HttpConnection, req: Request) -> None:
         sock = self.socket
         assert sock is not None
+        owed = self._owed
+        if owed is not None:
+            self._owed = None
+            self.closed = True
+            self._answer(conn, req, owed)
+            return
         if self._get is not None:
             # Two GETs at once: the official server fails the session.
             conn.respond(req, 400, sock.server._cors_headers(req), b"")
@@ -231,6 +240,13 @@ class PollingTransport:
         get = self._get
         packets = self._take()
         if get is None:
+            if noop:
+                # A client's GET and POST travel on different connections and may arrive in
+                # either order: the GET sent along with the POST that closed gets the answer it
+                # would have had if it had come first (what is queued, then a noop), and the
+                # server keeps the sid reachable for that one GET (EngineServer._remove).
+                packets.append(_NOOP)
+                self._owed = packets
             return
         self._set_get(None)
         conn, req = get

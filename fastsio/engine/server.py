@@ -189,6 +189,9 @@ class EngineServer:
         # "upgrade" event), for whoever watches the engine; None costs nothing.
         self.on_upgrade: Callable[[EngineSocket], None] | None = None
         self.http_handler = http_handler
+        # fastsio.asgi.OtherApp: the ASGI application that gets the HTTP requests and
+        # WebSocket upgrades outside the Engine.IO path (Server(other_asgi_app=...)).
+        self.other_app: Any = None
         self.clients: dict[str, EngineSocket] = {}
         # Every deadline of this server and of the Socket.IO layer above it: heartbeats, the
         # HTTP front's timeouts, connect and upgrade timeouts, lingering polling sessions,
@@ -303,8 +306,11 @@ class EngineServer:
         if self.clients.get(sock.sid) is sock:
             del self.clients[sock.sid]
         transport = sock.transport
-        if isinstance(transport, PollingTransport) and transport._should_close:
-            # The close packet waits for the client's next GET: keep the sid reachable briefly.
+        if isinstance(transport, PollingTransport) and (
+            transport._should_close or transport._owed is not None
+        ):
+            # The close packet (or the noop owed to a GET that raced the client's close) waits
+            # for the client's next GET: keep the sid reachable briefly.
             self._linger(sock.sid, transport)
 
     def _linger(self, sid: str, transport: PollingTransport) -> None:
@@ -359,7 +365,9 @@ class EngineServer:
             return
         if not self._is_ours(req):
             answer = self.http_handler(req) if self.http_handler is not None else None
-            if answer is None:
+            if answer is None and self.other_app is not None:
+                self.other_app.http(req, conn)  # Server(other_asgi_app=...)
+            elif answer is None:
                 conn.respond(req, 404, [("Content-Type", "text/plain")], b"Not Found")
             else:
                 conn.respond(req, *answer)
@@ -574,7 +582,11 @@ class EngineServer:
                   self.websocket_handshake_timeout, headers)
 
     def _handle_upgrade(self, req: Request, conn: HttpConnection) -> None:
-        if not self._is_ours(req) or req.headers.get("upgrade", "").lower() != "websocket":
+        is_websocket = req.headers.get("upgrade", "").lower() == "websocket"
+        if not self._is_ours(req) and is_websocket and self.other_app is not None:
+            self.other_app.websocket(req, conn)  # Server(other_asgi_app=...)
+            return
+        if not self._is_ours(req) or not is_websocket:
             conn.abort_upgrade("Bad request")
             return
         error = self._verify(req, upgrade=True)
@@ -588,15 +600,15 @@ class EngineServer:
         sid = req.query.get("sid")
         if sid:
             sock = self.clients[sid]
-            if (
-                sock.upgrading
-                or sock.upgraded
-                or not self.allow_upgrades
-                or sock.transport.name != "polling"
+            if not (sock.upgrading or sock.upgraded) and (
+                not self.allow_upgrades or sock.transport.name != "polling"
             ):
-                # Only a polling session upgrades, and only once at a time.
+                # Only a polling session upgrades.
                 conn.abort_upgrade(ERROR_MESSAGES[BAD_REQUEST])
                 return
+            # A session upgrades once at a time: a WebSocket for one already upgrading or
+            # upgraded completes its handshake and is then closed (_on_probe_open), as the
+            # official server answers it (its clients see a close, not a refused upgrade).
             listener = self._ws_transport(
                 sock.protocol, req, lambda ws: self._on_probe_open(sid, ws)
             )

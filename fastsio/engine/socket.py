@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
+from fastsio import trace
 from fastsio._core import eio_packet
 from fastsio._core.errors import EnginePacketError
 from fastsio._core.outbox import Outbox
+from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
     from fastsio._core.sio_packet import Encoded
@@ -107,6 +109,9 @@ class EngineSocket:
         self.ready_state = "open"
         self.outbox.open = True
         self.transport.send_one(b"0" + orjson.dumps(handshake), False)
+        if _trace.engine:
+            trace.ENGINE.debug("%s open over %s (EIO=%d) from %s", self.sid, self.transport.name,
+                               self.protocol, self.request.remote_address)
         if self.protocol == 3:
             # Revision 3: the client pings, the server answers (see _on_client_ping).
             self._expect_client_ping()
@@ -208,6 +213,9 @@ class EngineSocket:
 
     # -- inbound -----------------------------------------------------------------------------
     def _on_packet(self, transport: Transport, data: bytes, binary: bool) -> None:
+        if _trace.engine:
+            trace.ENGINE.debug("%s < %s %s%s", self.sid, transport.name,
+                               "binary " if binary else "", trace.shown(data))
         if transport is not self.transport:
             if transport is self._probe:
                 self._on_probe_packet(transport, data, binary)
@@ -295,6 +303,8 @@ class EngineSocket:
             polling.discard()  # type: ignore[union-attr]
             self.transport = ws
             self.upgraded = True
+            if _trace.engine:
+                trace.ENGINE.debug("%s upgraded to websocket", self.sid)
             ws.attach(self.outbox)
             if pending:
                 ws.send(pending)
@@ -314,6 +324,9 @@ class EngineSocket:
     def _on_close(self, reason: str, description: str | None = None) -> None:
         if self.closed:
             return
+        if _trace.engine:
+            trace.ENGINE.debug("%s closed: %s%s", self.sid, reason,
+                               f" ({description})" if description else "")
         self.closed = True
         self.ready_state = "closed"
         self.outbox.open = False

@@ -216,6 +216,11 @@ class WebSocketTransport(WSListener):
                 self._deliver(data, binary)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        underlying = transport.underlying_transport
+        if not underlying.is_closing():
+            # As HttpConnection.connection_lost: asyncio's TLS transport before Python 3.11
+            # counts itself unclosed unless its owner closes it, even after the peer has gone.
+            underlying.close()
         self._unwritable()
         if self._box is not None:
             self._box.clear()
@@ -361,3 +366,98 @@ class WebSocketTransport3(WebSocketTransport):
         except (EnginePacketError, UnicodeDecodeError):
             data, binary = b"", False  # an empty text packet: the session's parse error
         super()._deliver(data, binary)
+
+
+class AppWebSocket(WSListener):
+    """A WebSocket of the ASGI application behind the own front (``Server(other_asgi_app=)``,
+    see :class:`fastsio.asgi.OtherApp`): frames in become ASGI ``websocket.receive`` messages on
+    ``incoming``; the application's sends become frames. Not an Engine.IO transport."""
+
+    __slots__ = ("_fragment_type", "_fragments", "_size", "closed", "incoming",
+                 "max_message_size", "opened", "ws")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ws: WSTransport | None = None
+        self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.opened = asyncio.Event()
+        self.closed = False
+        self.max_message_size = 1_000_000
+        self._fragments: list[bytes] | None = None
+        self._fragment_type: Any = None
+        self._size = 0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.ws = transport
+        self.opened.set()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == WSMsgType.CLOSE:
+            code: Any = frame.get_close_code() if frame.payload_size >= 2 else 1005
+            if not transport.is_close_frame_sent:
+                transport.send_close(WSCloseCode.OK)
+            transport.disconnect()
+            self._gone(int(code))
+            return
+        if transport.is_close_frame_sent:
+            return
+        if kind == WSMsgType.TEXT or kind == WSMsgType.BINARY:
+            if not frame.fin:
+                self._fragments = [frame.get_payload_as_bytes()]
+                self._fragment_type = kind
+                self._size = frame.payload_size
+                return
+            self._deliver(frame.get_payload_as_bytes(), kind == WSMsgType.BINARY)
+        elif kind == WSMsgType.CONTINUATION and self._fragments is not None:
+            self._size += frame.payload_size
+            if self._size > self.max_message_size:
+                self._fragments = None
+                transport.send_close(WSCloseCode.MESSAGE_TOO_BIG)
+                transport.disconnect()
+                return
+            self._fragments.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                data = b"".join(self._fragments)
+                self._fragments = None
+                self._deliver(data, self._fragment_type == WSMsgType.BINARY)
+
+    def _deliver(self, data: bytes, binary: bool) -> None:
+        if binary:
+            self.incoming.put_nowait({"type": "websocket.receive", "bytes": data})
+            return
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            if self.ws is not None:
+                self.ws.send_close(WSCloseCode.INVALID_TEXT)
+                self.ws.disconnect()
+            return
+        self.incoming.put_nowait({"type": "websocket.receive", "text": text})
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._gone(1006)
+        self.opened.set()
+
+    def _gone(self, code: int) -> None:
+        if not self.closed:
+            self.closed = True
+            self.incoming.put_nowait({"type": "websocket.disconnect", "code": code})
+
+    def send_text(self, text: str) -> None:
+        if self.ws is not None and not self.closed:
+            self.ws.send(WSMsgType.TEXT, text.encode())
+
+    def send_bytes(self, data: bytes) -> None:
+        if self.ws is not None and not self.closed:
+            self.ws.send(WSMsgType.BINARY, data)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        ws = self.ws
+        if ws is not None and not ws.is_disconnected:
+            try:
+                close_code = WSCloseCode(code)
+            except ValueError:
+                close_code = WSCloseCode.OK
+            ws.send_close(close_code, reason.encode() or None)
+            ws.disconnect()

@@ -52,6 +52,8 @@ async def test_js_client_recovers_and_gets_missed_events(make_server, drop_after
         assert [m["args"][:-1] for m in missed] == [[1], [2, {"k": "v"}]]
         again = await next_line(proc)
         assert again == {"ev": "connect", "id": first["id"], "recovered": True}
+        assert io.stats()["recoveries"] == {"ok": 1, "failed": 0}
+        assert io.stats()["disconnects"] == {"transport close": 1}
         io.emit("done")
         assert await next_line(proc) == {"ev": "done"}
         assert await asyncio.wait_for(proc.wait(), 10) == 0
