@@ -25,7 +25,7 @@ cdef class Outbox:
     cdef bint _dirty               # in the flusher's list
     cdef list _queue               # frames (bytes) or packets ((bytes, bool)); None when empty
     cdef Py_ssize_t _queued        # bytes in _queue
-    cdef object _owner             # the transport: _flush() (packets), _overflow(queued_bytes)
+    cdef object _owner             # the transport: _drain() (packets), _overflow(queued_bytes)
     cdef object _conn              # frames: the connection (write, get_write_buffer_size)
     cpdef list take(self)
     cpdef void clear(self)

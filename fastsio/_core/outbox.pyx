@@ -8,7 +8,7 @@ works in one of two modes, chosen by the transport that serves the session:
 - **frames** (WebSocket): packets are queued as ready WebSocket frames (a broadcast's frame is
   shared by every recipient) and leave in one ``write`` per loop iteration;
 - **packets** (long-polling, or any transport that builds its own responses): packets are queued
-  as ``(bytes, is_binary)`` and handed to the transport's ``drain`` callback once per iteration
+  as ``(bytes, is_binary)`` and handed to the transport's ``_drain`` once per iteration
   while it can answer (a GET is waiting).
 
 Either way it keeps the busy state (volatile packets skip a busy connection) and the
@@ -87,7 +87,7 @@ cdef class Outbox:
             self.push_packets(pending)
 
     def use_packets(self, object owner):
-        """Serve a transport that builds its own responses: ``owner._flush()`` is called once
+        """Serve a transport that builds its own responses: ``owner._drain()`` is called once
         per iteration while ``ready`` and something is queued (it takes the packets with
         :meth:`take`); ``owner._overflow(queued)`` when more than ``max_queued_bytes`` wait
         while it is not ready."""
@@ -218,7 +218,7 @@ cdef class Outbox:
         cdef Py_ssize_t size
         if not self.frames:
             if self._owner is not None:
-                self._owner._flush()
+                self._owner._drain()
             return
         q = self._queue
         self._queue = None
