@@ -187,3 +187,66 @@ async def test_emitters_reach_every_node(cluster: Cluster) -> None:
     assert on_py.events("nobody") == [] and on_node.events("nobody") == []
 
 
+
+
+async def test_sharded_pubsub_several_streams_and_time_bound(cluster: Cluster) -> None:
+    """``use_sharded_pubsub``, ``stream_count`` (with a namespace whose hash is negative: its
+    stream is ``socket.io--3``, which fastsio reads) and ``max_age`` (XTRIM MINID)."""
+    opts: dict[str, Any] = {"use_sharded_pubsub": True, "stream_count": 4, "max_age": 0.5}
+    io1, _url1 = await cluster.fastsio(**opts)
+    io2, url2 = await cluster.fastsio(**opts)
+    io1.of("/notifications")
+    io2.of("/notifications")
+    c2 = await cluster.client(url2, "/notifications")
+    id2 = (await c2.connected())["id"]
+    nsp1 = io1.of("/notifications")
+    assert await nsp1.adapter.server_count() == 2
+    assert [s.id for s in await nsp1.fetch_sockets()] == [id2]
+    for i in range(250):
+        nsp1.emit("n", i)
+    await wait_for(lambda: len(c2.events("n")) == 250)
+    assert [a[0] for a in c2.events("n")] == list(range(250))
+    r = aioredis.Redis.from_url(cluster.redis.url)
+    try:
+        assert await r.xlen("socket.io--3") == 250
+        await asyncio.sleep(1.1)
+        nsp1.emit("n", "last")
+        await wait_for(lambda: len(c2.events("n")) == 251)
+        # Approximate trimming removes whole stream nodes (100 entries each by default).
+        assert await r.xlen("socket.io--3") <= 51
+    finally:
+        await r.aclose()
+
+
+async def test_room_changes_and_disconnects_during_the_outage(cluster: Cluster) -> None:
+    """What happened to the session's rooms while it was away counts: a sockets_join /
+    sockets_leave in the stream updates the restored rooms (and so what is replayed); a
+    disconnect_sockets aimed at it refuses the recovery."""
+    io1, url1 = await cluster.fastsio(recovery=RECOVERY)
+    io2, url2 = await cluster.fastsio(recovery=RECOVERY)
+    join_from_auth(io1)
+    join_from_auth(io2)
+    left = asyncio.Event()
+    io1.on("disconnect", lambda sock, reason: left.set())
+    c = await cluster.client(url1, auth={"rooms": ["r"]}, **RECONNECT)
+    first = await c.connected()
+    c.send({"op": "drop", "url": url2})
+    await asyncio.wait_for(left.wait(), 5)
+    await io1.in_("r").sockets_join("r2")
+    await io1.in_("r2").sockets_leave("r")
+    io1.to("r2").emit("tick", 1)
+    io1.to("r").emit("tick", "left r before this")
+    again = await c.connected()
+    assert again["recovered"] is True and again["id"] == first["id"]
+    assert (await c.event("tick"))[0] == 1
+    assert io2.sockets.sockets[first["id"]].rooms == {first["id"], "r2"}
+
+    left.clear()
+    io2.on("disconnect", lambda sock, reason: left.set())
+    c.send({"op": "drop", "url": url1})
+    await asyncio.wait_for(left.wait(), 5)
+    await io2.in_("r2").disconnect_sockets()
+    third = await c.connected()
+    assert third["recovered"] is False and third["id"] != first["id"]
+    await asyncio.sleep(0.1)
+    assert [a[0] for a in c.events("tick")] == [1]

@@ -44,11 +44,17 @@ async def setup(cluster: Cluster) -> tuple[fastsio.Server, NodeServer, dict[str,
     return io, node, clients
 
 
-async def barrier(clients: dict[str, NodeClient], send: Any, n: int) -> None:
-    """Everything sent before reached every client: a marker to all, awaited on each."""
-    await send("marker", n)
+async def barrier(io: fastsio.Server, node: NodeServer, clients: dict[str, NodeClient],
+                  n: int) -> None:
+    """Everything sent before reached every client: a marker from each node, awaited on each
+    client. Both are needed: a node delivers its own broadcasts locally at once but another
+    node's only when its stream reader gets there, so only the other node's marker follows
+    the other node's earlier packets."""
+    io.emit("marker", "py", n)
+    await node.call("emit", event="marker", args=["node", n])
     for c in clients.values():
-        assert await c.event("marker") == [n]
+        got = {tuple(await c.event("marker")) for _ in range(2)}
+        assert got == {("py", n), ("node", n)}
 
 
 def got(clients: dict[str, NodeClient], event: str) -> set[str]:
@@ -59,9 +65,6 @@ async def test_operations_from_fastsio_reach_node(cluster: Cluster) -> None:
     io, node, clients = await setup(cluster)
     a1, b1, b2 = clients["a1"], clients["b1"], clients["b2"]
 
-    async def send(event: str, *args: Any) -> None:
-        io.emit(event, *args)
-
     assert await io.sockets.adapter.server_count() == 2
     assert (await node.call("serverCount"))["count"] == 2
 
@@ -71,7 +74,7 @@ async def test_operations_from_fastsio_reach_node(cluster: Cluster) -> None:
     io.local.emit("local", 3)
     io.to(["r1", "r2"]).except_("r2").emit("union-minus", 5)
     io.emit("bin", b"\x00\x01\xff", {"nested": b"yz", "n": None, "f": 1.5})
-    await barrier(clients, send, 1)
+    await barrier(io, node, clients, 1)
     assert got(clients, "to-r1") == {"a1", "b1"}
     assert got(clients, "except-r1") == {"a2", "b2"}
     assert got(clients, "local") == {"a1", "a2"}
@@ -80,7 +83,7 @@ async def test_operations_from_fastsio_reach_node(cluster: Cluster) -> None:
     assert a1.events("bin") == b1.events("bin")
     # Volatile: dropped where a connection is busy, so sent when every one is idle.
     io.volatile.emit("volatile", 4)
-    await barrier(clients, send, 11)
+    await barrier(io, node, clients, 11)
     assert got(clients, "volatile") == {"a1", "a2", "b1", "b2"}
 
     # Broadcast with acks: one answer per client of the cluster.
@@ -107,17 +110,17 @@ async def test_operations_from_fastsio_reach_node(cluster: Cluster) -> None:
     assert await b1.event("in-r9") == []
     await remote_b1.leave("r9")  # type: ignore[misc]
     io.to("r9").emit("in-r9-again")
-    await barrier(clients, send, 2)
+    await barrier(io, node, clients, 2)
     assert got(clients, "in-r9-again") == set()
 
     # sockets_join / sockets_leave across nodes.
     await io.in_("r2").sockets_join("r3")
     io.to("r3").emit("to-r3")
-    await barrier(clients, send, 3)
+    await barrier(io, node, clients, 3)
     assert got(clients, "to-r3") == {"a2", "b2"}
     await io.in_("r3").sockets_leave("r2")
     io.to("r2").emit("to-r2-after-leave")
-    await barrier(clients, send, 4)
+    await barrier(io, node, clients, 4)
     assert got(clients, "to-r2-after-leave") == set()
 
     # Server-side emits, with and without acks.
@@ -149,22 +152,19 @@ async def test_operations_from_node_reach_fastsio(cluster: Cluster) -> None:
     async def ask(*args: Any) -> dict[str, Any]:
         return {"node": "py", "args": list(args)}
 
-    async def send(event: str, *args: Any) -> None:
-        await node.call("emit", event=event, args=list(args))
-
     await node.call("emit", rooms=["r1"], event="to-r1", args=[1])
     await node.call("emit", except_=[], event="all", args=[0])
     await node.call("emit", **{"except": ["r1"]}, event="except-r1", args=[2])
     await node.call("emit", local=True, event="local", args=[3])
     await node.call("emit", event="bin", args=[b"\x00\x01\xff", {"nested": b"yz"}])
-    await barrier(clients, send, 1)
+    await barrier(io, node, clients, 1)
     assert got(clients, "to-r1") == {"a1", "b1"}
     assert got(clients, "all") == {"a1", "a2", "b1", "b2"}
     assert got(clients, "except-r1") == {"a2", "b2"}
     assert got(clients, "local") == {"b1", "b2"}
     assert a1.events("bin") == [[b"\x00\x01\xff", {"nested": b"yz"}]]
     await node.call("emit", volatile=True, event="volatile", args=[4])
-    await barrier(clients, send, 11)
+    await barrier(io, node, clients, 11)
     assert got(clients, "volatile") == {"a1", "a2", "b1", "b2"}
 
     # emitWithAck from Node: the fastsio node counts its clients and relays their acks.
@@ -199,7 +199,7 @@ async def test_operations_from_node_reach_fastsio(cluster: Cluster) -> None:
         if local["sockets"]:
             break
     io.to("r3").emit("to-r3")
-    await barrier(clients, send, 2)
+    await barrier(io, node, clients, 2)
     assert got(clients, "to-r3") == {"a2", "b2"}
     await node.call("socketsLeave", rooms=["r3"], target="r3")
     await pytest_wait(lambda: "r3" not in io.sockets.sockets[a2.id].rooms)  # type: ignore[attr-defined]
