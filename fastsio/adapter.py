@@ -102,6 +102,19 @@ class Adapter:
             self.log = PacketLog(int(recovery["max_packets"]), int(recovery["max_bytes"]))
             self.max_disconnection_duration = float(recovery["max_disconnection_duration"])
 
+    @property
+    def stamps_offsets(self) -> bool:
+        """Whether EVENT packets carry recovery offsets, so ``socket.emit`` must go through
+        :meth:`broadcast` (to be logged and stamped like a broadcast)."""
+        return self.log is not None
+
+    async def init(self) -> None:
+        """Called by ``Server.start`` in the server's loop: a networked adapter connects here."""
+
+    async def aclose(self) -> None:
+        """Called by ``Server.close`` after :meth:`close`: a networked adapter flushes what it
+        still has to write and disconnects here."""
+
     # -- rooms -------------------------------------------------------------------------------
     def on(self, event: str, listener: RoomListener) -> RoomListener:
         """Call ``listener(room, sid)`` each time a socket joins a room it was not in
@@ -288,8 +301,12 @@ class Adapter:
         """How many nodes serve this namespace (1 in memory)."""
         return 1
 
-    async def server_side_emit(self, data: list[Any], expect_acks: bool = False) -> list[Any]:
-        """Send to the other nodes of the cluster: there are none in memory."""
+    async def server_side_emit(
+        self, data: list[Any], expect_acks: bool = False, timeout: float | None = None
+    ) -> list[Any]:
+        """Send to the other nodes of the cluster (there are none in memory); with
+        ``expect_acks``, one answer per other node (``AckTimeout`` with those that came when
+        some are missing after ``timeout`` seconds)."""
         return []
 
     # -- connection state recovery --------------------------------------------------------------

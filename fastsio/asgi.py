@@ -245,7 +245,7 @@ class AsgiWebSocket:
     def attach(self, box: Outbox) -> None:
         """Become the transport of the session that owns ``box``."""
         self._box = box
-        box.use_packets(self._drain, self._overflow)
+        box.use_packets(self)
         self._ready()
 
     def _ready(self) -> None:

@@ -137,6 +137,21 @@ class BroadcastOperator:
         """Disconnect the selected sockets (``close`` also closes their connections)."""
         await self._adapter.disconnect_sockets(self._opts, close)
 
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to the other nodes of the cluster (their ``on_server_side``
+        handlers); rooms and flags do not apply."""
+        check_event(event)
+        await self._adapter.server_side_emit([event, *args])
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Like :meth:`server_side_emit`, collecting one answer per other node: after
+        ``timeout(seconds)`` (the adapter's request timeout by default) :class:`AckTimeout`
+        carries the answers that did come in ``responses``."""
+        check_event(event)
+        return await self._adapter.server_side_emit(
+            [event, *args], expect_acks=True, timeout=self._opts.timeout
+        )
+
 
 class RemoteSocket:
     """What ``fetch_sockets`` returns: id, handshake, rooms, data, and actions by id."""

@@ -13,9 +13,10 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from fastsio.adapter import Adapter
 from fastsio.server import Server
 
 log = logging.getLogger("fastsio")
@@ -68,23 +69,30 @@ def load_app(target: str) -> Server:
     return obj
 
 
-def apply_redis(io: Server, url: str) -> None:
-    """Share ``io``'s state through the Redis streams adapter at ``url``."""
+def redis_adapter_factory() -> Callable[..., Any]:
+    """``fastsio.cluster.redis_streams_adapter``, or a clear error without the redis extra."""
     try:
-        cluster = importlib.import_module("fastsio.cluster")
-        factory = cluster.redis_streams_adapter
-    except (ImportError, AttributeError) as exc:
-        raise CliError(f"--redis needs the Redis adapter (fastsio.cluster): {exc}") from exc
+        from fastsio.cluster import redis_streams_adapter
+    except ImportError as exc:
+        raise CliError(
+            f"--redis needs the redis extra (pip install 'fastsio[redis]'): {exc}"
+        ) from exc
+    return redis_streams_adapter
+
+
+def apply_redis(io: Server, url: str) -> None:
+    """Share ``io``'s state through the Redis streams adapter at ``url``, unless the
+    application gave its server an adapter of its own (other options): that one stays."""
+    factory = redis_adapter_factory()
+    if io._adapter_factory is not Adapter:
+        log.info("--redis: keeping the adapter the application configured")
+        return
     io.set_adapter(factory(url))
 
 
 def check_redis_available() -> None:
     """Fail early (in the parent) when ``--redis`` cannot work in the workers."""
-    try:
-        cluster = importlib.import_module("fastsio.cluster")
-        cluster.redis_streams_adapter  # noqa: B018
-    except (ImportError, AttributeError) as exc:
-        raise CliError(f"--redis needs the Redis adapter (fastsio.cluster): {exc}") from exc
+    redis_adapter_factory()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--redis", metavar="URL", default=None,
-        help="share rooms, broadcasts and sessions through Redis (redis://host:port/db)",
+        help="share rooms, broadcasts and sessions through Redis (redis://host:port/db); "
+        "a server the application gave an adapter keeps it",
     )
     run.add_argument(
         "--no-shared-state", action="store_true",

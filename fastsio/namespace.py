@@ -144,6 +144,7 @@ class Namespace(_Emitting):
             self._middlewares = []
         self._ack_id = -1
         self._pids: dict[str, Socket] = {}  # connected sockets by private session id
+        self._server_side_handlers: dict[str, list[Handler]] = {}
         self.adapter = server._adapter_factory(self, server.recovery)
 
     def __repr__(self) -> str:
@@ -157,12 +158,36 @@ class Namespace(_Emitting):
         return self._ack_id
 
     async def server_side_emit(self, event: str, *args: Any) -> None:
-        """Send ``event`` to the other nodes of the cluster (none with the in-memory adapter)."""
-        await self.adapter.server_side_emit([event, *args])
+        """Send ``event`` to the other nodes of the cluster (none with the in-memory adapter):
+        their :meth:`on_server_side` handlers get ``args``."""
+        await self._operator().server_side_emit(event, *args)
 
     async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
-        """Like :meth:`server_side_emit`, collecting one answer per other node."""
-        return await self.adapter.server_side_emit([event, *args], expect_acks=True)
+        """Like :meth:`server_side_emit`, collecting one answer per other node (the return
+        value of its handler); ``io.timeout(seconds).server_side_emit_with_ack(...)`` sets the
+        deadline, after which :class:`AckTimeout` carries the answers that came."""
+        return await self._operator().server_side_emit_with_ack(event, *args)
+
+    def on_server_side(self, event: str, handler: Handler | None = None) -> Any:
+        """Register ``handler(*args)`` for ``event`` sent by another node with
+        :meth:`server_side_emit` (the official ``io.on(event)`` for server-side events). Its
+        return value (sync or async) answers a ``server_side_emit_with_ack``."""
+
+        def register(fn: Handler) -> Handler:
+            self._server_side_handlers.setdefault(event, []).append(fn)
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def _on_server_side_emit(
+        self, data: list[Any], reply: Callable[[Any], None] | None = None
+    ) -> None:
+        """An event from another node; ``reply`` (once) answers its ack."""
+        if not data or not isinstance(data[0], str):
+            return
+        handlers = list(self._server_side_handlers.get(data[0], ()))
+        for i, fn in enumerate(handlers):
+            self.server._call(fn, tuple(data[1:]), reply if i == 0 else None)
 
     # -- connecting --------------------------------------------------------------------------
     def _add(self, client: Client, auth: dict[str, Any]) -> None:

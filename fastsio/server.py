@@ -223,8 +223,13 @@ class Server(_Emitting):
         await self.sockets.server_side_emit(event, *args)
 
     async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
-        """Like :meth:`server_side_emit`, collecting one answer per other node."""
+        """Like :meth:`server_side_emit`, collecting one answer per other node (see
+        :meth:`Namespace.server_side_emit_with_ack`)."""
         return await self.sockets.server_side_emit_with_ack(event, *args)
+
+    def on_server_side(self, event: str, handler: Handler | None = None) -> Any:
+        """Like :meth:`Namespace.on_server_side` for ``/``."""
+        return self.sockets.on_server_side(event, handler)
 
     def _connect(self, client: Client, name: str, auth: dict[str, Any]) -> None:
         if name == "":
@@ -333,6 +338,8 @@ class Server(_Emitting):
         # wait for TCP's 1 s / 3 s retransmits; Node listens with 511.
         kwargs.setdefault("backlog", 1024)
         trace.refresh()  # the trace loggers' levels, read once here (fastsio/trace.py)
+        for nsp in list(self._nsps.values()):
+            await nsp.adapter.init()
         if self.engine.other_app is not None:
             await self.engine.other_app.startup()  # the ASGI app's lifespan, before listening
         return await self.engine.start(host, port, **kwargs)
@@ -385,6 +392,8 @@ class Server(_Emitting):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for nsp in self._nsps.values():
             nsp.adapter.close()
+        for nsp in list(self._nsps.values()):
+            await nsp.adapter.aclose()
 
     def run(
         self,

@@ -202,7 +202,7 @@ class Socket:
             ack_id = self.nsp._next_ack_id()
             self._acks[ack_id] = callback
         adapter = self.nsp.adapter
-        if adapter.log is not None and ack_id is None and not volatile:
+        if adapter.stamps_offsets and ack_id is None and not volatile:
             # Through the adapter, so the packet is logged and stamped like a broadcast.
             adapter.broadcast(data, BroadcastOptions(rooms=frozenset((self.id,))))
             return None

@@ -501,8 +501,11 @@ class AsyncServer:
             refusal = await self._call_connect(sock)
         finally:
             self._pending.pop(sid, None)
-        if refusal is not None:
+        if refusal is not None or sock.client.conn.closed:
+            # Refused, or gone while its handler ran (the native side then drops it without a
+            # disconnect event): nothing of it is kept.
             self.environ.pop(sid, None)
+        if refusal is not None:
             raise ConnectionRefused(refusal.get("message", exceptions.DEFAULT_REFUSAL),
                                     refusal.get("data"))
 

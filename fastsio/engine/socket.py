@@ -354,6 +354,7 @@ class EngineSocket:
             # A pending GET is answered at once (a noop when the client closed); the sid is
             # gone for any later request, as in the official server.
             transport.shutdown(noop=reason == "transport close")
+        self.outbox.detach()  # what it still holds was written above (or waits for a GET)
         self.server._remove(self)
         cb = self.on_close
         self.on_close = None

@@ -12,6 +12,8 @@
 //       {op: "wait", event, count?: n}   // until n events of that name have arrived
 //       {op: "connect"} | {op: "disconnect"} | {op: "status", ref?}
 //       {op: "sleep", ms} | {op: "exit"}
+//       {op: "drop", url?}             // kill the transport as a network failure would; with
+//                                      // reconnection on, the client comes back (to url if given)
 //
 // Output: one JSON object per line on stdout, each with a "type":
 //   ready, connect {id, transport}, upgrade {transport},
@@ -87,7 +89,7 @@ socket.io.on("open", () => {
   socket.io.engine.on("upgrade", (transport) => out({ type: "upgrade", transport: transport.name }));
 });
 socket.on("connect", () => {
-  out({ type: "connect", id: socket.id, transport: engineTransport() });
+  out({ type: "connect", id: socket.id, transport: engineTransport(), recovered: socket.recovered });
   seen("connect");
 });
 socket.on("connect_error", (err) => {
@@ -145,7 +147,11 @@ async function run(step) {
       socket.disconnect();
       break;
     case "status":
-      out({ type: "status", ref: step.ref ?? null, id: socket.id ?? null, connected: socket.connected, engineTransport: engineTransport() });
+      out({ type: "status", ref: step.ref ?? null, id: socket.id ?? null, connected: socket.connected, engineTransport: engineTransport(), pid: socket._pid ?? null, offset: socket._lastOffset ?? null });
+      break;
+    case "drop":
+      if (step.url) socket.io.uri = step.url;
+      socket.io.engine.close();
       break;
     case "sleep":
       await new Promise((resolve) => setTimeout(resolve, step.ms ?? 0));
