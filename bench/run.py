@@ -786,6 +786,14 @@ def binary_table(results: list[dict[str, Any]], scs: list[Scenario]) -> str:
                     f"| {sc.title} | {label} | {LABELS[server]} | {cell(t, kind)} "
                     f"| {cell(b, kind)} | {ratio_cell(b, t)} | {each} | {target} |"
                 )
+            t = per_cpu(results, server, sc.key, "deliveries_per_s", "text")
+            b = per_cpu(results, server, sc.key, "deliveries_per_s", "binary")
+            each = paired(results, sc.key, "deliveries_per_s", per_cpu_share=True, server=server,
+                          variants=("binary", "text"))
+            rows.append(
+                f"| {sc.title} | deliveries per server CPU-second | {LABELS[server]} "
+                f"| {cell(t, 'rate')} | {cell(b, 'rate')} | {ratio_cell(b, t)} | {each} |  |"
+            )
     return head + "\n".join(rows) + "\n" if rows else ""
 
 

@@ -245,7 +245,7 @@ class AsgiWebSocket:
     def attach(self, box: Outbox) -> None:
         """Become the transport of the session that owns ``box``."""
         self._box = box
-        box.use_packets(self._drain, self._overflow)
+        box.use_packets(self)
         self._ready()
 
     def _ready(self) -> None:
@@ -754,9 +754,9 @@ class OtherApp:
     the Socket.IO path, and the application's lifespan with the server's.
 
     Limits of this in-process bridge: a request body is read whole first (bounded by the
-    server's ``max_http_buffer_size``; larger ones get 413), and a response is sent once the
-    application has produced all of it (no streaming: server-sent events and long streaming
-    responses need a full ASGI server, see ``docs/guide.md``).
+    server's ``max_http_buffer_size``; larger ones get 413), and there is no HTTP/2. Responses
+    stream: a body sent in parts goes out chunked as it comes (server-sent events work), and a
+    client that stops reading one is cut off past ``max_queued_bytes``.
     """
 
     def __init__(self, app: ASGIApplication, server: Server) -> None:
@@ -801,6 +801,8 @@ class OtherApp:
         sent_body = False
         answer: dict[str, Any] = {}
         body: list[bytes] = []
+        # "buffer": nothing sent yet; "stream": the head went out, parts follow; "done".
+        state = "buffer"
 
         async def receive() -> Message:
             nonlocal sent_body
@@ -811,6 +813,7 @@ class OtherApp:
             return {"type": "http.disconnect"}
 
         async def send(msg: Message) -> None:
+            nonlocal state
             kind = msg["type"]
             if kind == "http.response.start":
                 answer["status"] = int(msg["status"])
@@ -820,27 +823,50 @@ class OtherApp:
                     if k.lower() not in (b"content-length", b"connection",
                                          b"transfer-encoding")
                 ]
-            elif kind == "http.response.body":
-                body.append(bytes(msg.get("body", b"")))
-                if not msg.get("more_body") and "status" in answer and not answer.get("done"):
-                    answer["done"] = True
-                    gone.set()  # the response is complete: receive() says disconnect now
-                    conn.respond(req, answer["status"], answer["headers"], b"".join(body))
+                return
+            if kind != "http.response.body" or "status" not in answer or state == "done":
+                return
+            chunk = bytes(msg.get("body", b""))
+            more = bool(msg.get("more_body"))
+            if state == "buffer" and not more:
+                # The whole response in one message (most responses): sized, keep-alive.
+                state = "done"
+                gone.set()  # receive() says disconnect from now on, as the spec asks
+                conn.respond(req, answer["status"], answer["headers"], chunk)
+                return
+            if state == "buffer":
+                # A streaming response (server-sent events, large downloads): parts go out
+                # as they come.
+                state = "stream"
+                if not conn.respond_start(req, answer["status"], answer["headers"]):
+                    state = "done"
+                    gone.set()
+                    return
+            if not conn.respond_body(chunk):
+                state = "done"
+                gone.set()
+                return
+            if not more:
+                state = "done"
+                gone.set()
+                conn.respond_end()
 
         try:
             await self.app(self._scope("http", req, conn), receive, send)
         except Exception:
             log.exception("error in the other ASGI application")
-            if "status" not in answer:
-                conn.respond(req, 500, [("Content-Type", "text/plain")],
-                             b"Internal Server Error")
+            answer["error"] = True
+            if state == "stream":
+                conn.abort()  # the head went out: the client sees the body cut short
                 return
-        if not answer.get("done"):
-            if "status" in answer:
+        if state == "buffer":
+            if "status" in answer and not answer.get("error"):
                 conn.respond(req, answer["status"], answer["headers"], b"".join(body))
             else:
                 conn.respond(req, 500, [("Content-Type", "text/plain")],
                              b"Internal Server Error")
+        elif state == "stream":
+            conn.respond_end()  # the app returned without its last part
 
     # -- websocket -----------------------------------------------------------------------------
     def websocket(self, req: Request, conn: Any) -> None:

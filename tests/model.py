@@ -593,3 +593,82 @@ class RoomIndex:
     @property
     def sids(self) -> dict[str, set[Hashable]]:
         return {sid: set(mine) for sid, mine in self.members.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Packet log (connection state recovery)
+# ---------------------------------------------------------------------------------------------
+
+OFFSET_DIGITS = re.compile(rb"[0-9]{1,19}")
+
+
+class PacketLog:
+    """The recovery log as a plain list of ``(seq, stamped parts, rooms, except_rooms)``, oldest
+    first. Rules: every append takes the next sequence number and is stamped with
+    ``<instance>-<seq>``; the oldest entries go first when the count or the byte bound would be
+    passed; an entry larger than ``max_bytes`` is not kept and empties the log (whoever missed
+    it cannot be served)."""
+
+    def __init__(self, max_packets: int, max_bytes: int, instance: bytes) -> None:
+        self.max_packets = max_packets
+        self.max_bytes = max_bytes
+        self.instance = instance
+        self.next_seq = 1
+        self.entries: list[tuple[int, list[bytes], Any, Any]] = []
+
+    @staticmethod
+    def _size(parts: list[bytes]) -> int:
+        return sum(len(p) for p in parts)
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+    @property
+    def size(self) -> int:
+        return sum(self._size(parts) for _, parts, _, _ in self.entries)
+
+    @property
+    def oldest_seq(self) -> int:
+        return self.entries[0][0] if self.entries else self.next_seq
+
+    def append(self, parts: list[bytes], rooms: Any, except_rooms: Any) -> tuple[int, list[bytes]]:
+        seq = self.next_seq
+        self.next_seq += 1
+        stamped = [stamp_offset(parts[0], self.offset_of(seq).encode()), *parts[1:]]
+        if self._size(stamped) > self.max_bytes:
+            self.entries.clear()
+            return seq, stamped
+        self.entries.append((seq, stamped, rooms, except_rooms))
+        while len(self.entries) > self.max_packets or self.size > self.max_bytes:
+            self.entries.pop(0)
+        return seq, stamped
+
+    def offset_of(self, seq: int) -> str:
+        return f"{self.instance.decode()}-{seq}"
+
+    def parse_offset(self, offset: Any) -> int:
+        if not isinstance(offset, str):
+            return -1
+        raw = offset.encode("utf-8", "replace")
+        prefix = self.instance + b"-"
+        if not raw.startswith(prefix) or not OFFSET_DIGITS.fullmatch(raw[len(prefix):]):
+            return -1
+        seq = int(raw[len(prefix):])
+        return seq if 1 <= seq < self.next_seq else -1
+
+    def can_serve(self, after: int) -> bool:
+        if not 0 <= after < self.next_seq:
+            return False
+        held = {seq for seq, _, _, _ in self.entries}
+        return all(seq in held for seq in range(after + 1, self.next_seq))
+
+    def replay(self, after: int, rooms: Any) -> list[list[bytes]]:
+        if not self.can_serve(after):
+            raise ValueError("offset cannot be served")
+        return [
+            parts for seq, parts, want, avoid in self.entries
+            if seq > after
+            and (not want or not set(want).isdisjoint(rooms))
+            and (not avoid or set(avoid).isdisjoint(rooms))
+        ]

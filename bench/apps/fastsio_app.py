@@ -7,6 +7,9 @@ python bench/apps/fastsio_app.py PORT [HOST] [--recovery] [--count-disconnects]
 is logged in the namespace's packet log and stamped with an offset (``tick`` then carries one
 more element: ``42["tick",{...},"<offset>"]``). Everything else: the server's defaults.
 
+--redis URL: the Redis streams adapter (``fastsio.cluster``) on that Redis (the cluster bench,
+``bench/cluster.py``).
+
 --count-disconnects: count the reasons given to ``disconnect`` handlers and print them as one JSON
 line (``{"disconnect_reasons": {...}}``) when the server stops.
 """
@@ -17,10 +20,22 @@ import sys
 
 import fastsio
 
-args = [a for a in sys.argv[1:] if not a.startswith("--")]
-recovery = "--recovery" in sys.argv[1:] or os.environ.get("FASTSIO_BENCH_RECOVERY") == "1"
+argv = sys.argv[1:]
+redis_url = None
+if "--redis" in argv:
+    i = argv.index("--redis")
+    redis_url = argv[i + 1]
+    del argv[i : i + 2]
+args = [a for a in argv if not a.startswith("--")]
+recovery = "--recovery" in argv or os.environ.get("FASTSIO_BENCH_RECOVERY") == "1"
 
-io = fastsio.Server(connection_state_recovery=True if recovery else None)
+if redis_url is not None:
+    from fastsio.cluster import redis_streams_adapter
+
+    io = fastsio.Server(connection_state_recovery=True if recovery else None,
+                        adapter=redis_streams_adapter(redis_url))
+else:
+    io = fastsio.Server(connection_state_recovery=True if recovery else None)
 
 
 @io.on("bcast")

@@ -2,6 +2,9 @@
 //
 //     node bench/apps/node_app.js PORT [HOST] [--count-disconnects]
 //
+// --redis URL: @socket.io/redis-streams-adapter on that Redis (node-redis client), for the
+// cluster bench (bench/cluster.py).
+//
 // --count-disconnects: count the reasons of "disconnect" events and print them as one JSON line
 // ({"disconnect_reasons": {...}}) when the server stops.
 "use strict";
@@ -9,12 +12,23 @@ const http = require("http");
 const { Server } = require("socket.io");
 
 const countDisconnects = process.argv.includes("--count-disconnects");
-const positional = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const argv = process.argv.slice(2);
+const redisAt = argv.indexOf("--redis");
+const redisUrl = redisAt >= 0 ? argv.splice(redisAt, 2)[1] : null;
+const positional = argv.filter((a) => !a.startsWith("--"));
 const port = Number(positional[0] || 3000);
 const host = positional[1] || "127.0.0.1";
 const reasons = {};
 const httpServer = http.createServer();
 const io = new Server(httpServer);
+let ready = Promise.resolve();
+if (redisUrl) {
+  const { createClient } = require("redis");
+  const { createAdapter } = require("@socket.io/redis-streams-adapter");
+  const client = createClient({ url: redisUrl });
+  client.on("error", (err) => console.error("redis:", err.message));
+  ready = client.connect().then(() => io.adapter(createAdapter(client)));
+}
 
 io.on("connection", (socket) => {
   socket.on("bcast", (p, ack) => {
@@ -33,7 +47,7 @@ io.on("connection", (socket) => {
   }
 });
 
-httpServer.listen(port, host);
+ready.then(() => httpServer.listen(port, host));
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
     io.close();

@@ -32,6 +32,7 @@
  *                   [--max-server-rss-mib M] [--pad 50] [--event bcast|bcastbin]
  *   loadgen echo    --port P [--clients 50] [--duration 5] [--warmup 2]
  *   loadgen connect --port P [--conns 5000] [--concurrency 200] [--hold 2] [--server-pid PID]
+ *   fanout also: [--port2 P2]  every other receiver on P2 (a second node of a cluster)
  *   common: [--host 127.0.0.1] [--path /socket.io/] [--server-pid PID] [--pad 50]
  *           [--server-core CPU] [--loadgen-core CPU]
  */
@@ -237,6 +238,9 @@ static int g_ep;
 static conn_t *g_conns;
 static int g_nconns;
 static struct sockaddr_in g_addr;
+/* --port2: every other receiver connects there (a cluster: the sender's node and another) */
+static struct sockaddr_in g_addr2;
+static int g_port2 = 0;
 static char g_host[64] = "127.0.0.1";
 static char g_path[256] = "/socket.io/";
 static int g_port = 0;
@@ -750,7 +754,9 @@ static void conn_start(conn_t *c) {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     epoll_ctl(g_ep, EPOLL_CTL_ADD, fd, &ev);
     c->want_out = 1;
-    int r = connect(fd, (struct sockaddr *)&g_addr, sizeof g_addr);
+    const struct sockaddr_in *to =
+        (g_port2 && c->role == R_RECEIVER && (c - g_conns) % 2 == 1) ? &g_addr2 : &g_addr;
+    int r = connect(fd, (const struct sockaddr *)to, sizeof *to);
     if (r < 0 && errno != EINPROGRESS) {
         char why[96];
         snprintf(why, sizeof why, "connect: %s", strerror(errno));
@@ -1175,6 +1181,7 @@ int main(int argc, char **argv) {
         if (!v) usage();
         i++;
         if (!strcmp(a, "--port")) g_port = atoi(v);
+        else if (!strcmp(a, "--port2")) g_port2 = atoi(v);
         else if (!strcmp(a, "--host")) snprintf(g_host, sizeof g_host, "%s", v);
         else if (!strcmp(a, "--path")) snprintf(g_path, sizeof g_path, "%s", v);
         else if (!strcmp(a, "--server-pid")) g_server_pid = atoi(v);
@@ -1223,6 +1230,8 @@ int main(int argc, char **argv) {
     g_addr.sin_family = AF_INET;
     g_addr.sin_port = htons((uint16_t)g_port);
     if (inet_pton(AF_INET, g_host, &g_addr.sin_addr) != 1) die_json("bad --host %s (an IPv4 address)", g_host);
+    g_addr2 = g_addr;
+    g_addr2.sin_port = htons((uint16_t)g_port2);
     g_ep = epoll_create1(EPOLL_CLOEXEC);
     if (g_ep < 0) die_json("epoll_create1: %s", strerror(errno));
 

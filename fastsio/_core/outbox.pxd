@@ -1,8 +1,8 @@
 # The outbound state of the sessions. A Flusher is shared by a server's outboxes and holds each
 # dirty outbox until its next run; an Outbox owns its queue (frames or packets it was given:
 # broadcast frames are shared with every other recipient and never mutated) and holds the
-# transport's callbacks, which it calls but never keeps past the transport's life (the transport
-# replaces them when the session moves to another transport).
+# transport and its connection, which it calls but never keeps past the transport's life (the
+# next transport replaces them when the session moves to it).
 from fastsio._core.sio_packet cimport Encoded
 
 cdef class Flusher:
@@ -25,12 +25,11 @@ cdef class Outbox:
     cdef bint _dirty               # in the flusher's list
     cdef list _queue               # frames (bytes) or packets ((bytes, bool)); None when empty
     cdef Py_ssize_t _queued        # bytes in _queue
-    cdef object _write             # frames: the connection's write(bytes)
-    cdef object _buffer_size       # frames: the connection's get_write_buffer_size()
-    cdef object _drain             # packets: the transport's drain()
-    cdef object _overflow          # overflow(queued_bytes): the transport ends the session
+    cdef object _owner             # the transport: _drain() (packets), _overflow(queued_bytes)
+    cdef object _conn              # frames: the connection (write, get_write_buffer_size)
     cpdef list take(self)
     cpdef void clear(self)
+    cpdef void detach(self)
     cpdef void schedule(self) except *
     cdef bint is_idle(self)
     cpdef void push(self, Encoded packet, bint volatile=*) except *

@@ -8,7 +8,7 @@ works in one of two modes, chosen by the transport that serves the session:
 - **frames** (WebSocket): packets are queued as ready WebSocket frames (a broadcast's frame is
   shared by every recipient) and leave in one ``write`` per loop iteration;
 - **packets** (long-polling, or any transport that builds its own responses): packets are queued
-  as ``(bytes, is_binary)`` and handed to the transport's ``drain`` callback once per iteration
+  as ``(bytes, is_binary)`` and handed to the transport's ``_drain`` once per iteration
   while it can answer (a GET is waiting).
 
 Either way it keeps the busy state (volatile packets skip a busy connection) and the
@@ -69,34 +69,32 @@ cdef class Outbox:
         self._queued = 0
 
     # -- the transport's side --------------------------------------------------------------
-    def use_frames(self, object write, object buffer_size, object overflow):
-        """Serve a WebSocket: frames go to ``write(bytes)``; ``buffer_size()`` is what the
-        connection still holds, checked while it is paused; ``overflow(queued)`` is called
-        (once) when that passes ``max_queued_bytes``. Packets already queued become frames."""
+    def use_frames(self, object owner, object conn):
+        """Serve a WebSocket: frames go to ``conn.write(bytes)``; ``conn.get_write_buffer_size()``
+        is what the connection still holds, checked while it is paused, and
+        ``owner._overflow(queued)`` is called (once) when that passes ``max_queued_bytes``.
+        Packets already queued become frames. (Objects, not bound methods: an idle session
+        keeps no per-connection method objects alive.)"""
         cdef list pending = self._queue if not self.frames else None
         self.frames = True
         self.writable = True
         self.ready = False
-        self._write = write
-        self._buffer_size = buffer_size
-        self._overflow = overflow
-        self._drain = None
+        self._owner = owner
+        self._conn = conn
         self._queue = None
         self._queued = 0
         if pending:
             self.push_packets(pending)
 
-    def use_packets(self, object drain, object overflow):
-        """Serve a transport that builds its own responses: ``drain()`` is called once per
-        iteration while ``ready`` and something is queued (it takes the packets with
-        :meth:`take`); ``overflow(queued)`` when more than ``max_queued_bytes`` wait while it
-        is not ready."""
+    def use_packets(self, object owner):
+        """Serve a transport that builds its own responses: ``owner._drain()`` is called once
+        per iteration while ``ready`` and something is queued (it takes the packets with
+        :meth:`take`); ``owner._overflow(queued)`` when more than ``max_queued_bytes`` wait
+        while it is not ready."""
         self.frames = False
         self.writable = False
-        self._write = None
-        self._buffer_size = None
-        self._drain = drain
-        self._overflow = overflow
+        self._owner = owner
+        self._conn = None
 
     cpdef list take(self):
         """Packets mode: everything queued, as ``(bytes, is_binary)`` (the outbox is empty
@@ -114,6 +112,15 @@ cdef class Outbox:
         """Drop what is queued (the connection is gone)."""
         self._queue = None
         self._queued = 0
+
+    cpdef void detach(self):
+        """The session is over: forget the transport and its connection (what is queued stays,
+        for a polling client's last GET to take)."""
+        self.open = False
+        self.writable = False
+        self.ready = False
+        self._owner = None
+        self._conn = None
 
     cpdef void schedule(self) except *:
         """Run this outbox at the end of the iteration (a transport became ready)."""
@@ -201,27 +208,27 @@ cdef class Outbox:
         if self.ready:
             if not self._dirty:
                 self.flusher.add(self)
-        elif self._queued > self.flusher.max_queued_bytes and self._overflow is not None:
+        elif self._queued > self.flusher.max_queued_bytes and self._owner is not None:
             # A client that stopped polling must not grow memory without bound.
-            self._overflow(self._queued)
+            self._owner._overflow(self._queued)
 
     cpdef void flush(self) except *:
         """Write (frames) or drain (packets) what is queued now."""
         cdef list q
         cdef Py_ssize_t size
         if not self.frames:
-            if self._drain is not None:
-                self._drain()
+            if self._owner is not None:
+                self._owner._drain()
             return
         q = self._queue
         self._queue = None
         self._queued = 0
         if q is None or not self.writable:
             return
-        self._write(q[0] if PyList_GET_SIZE(q) == 1 else b"".join(q))
-        if self.paused and self._overflow is not None:
-            size = self._buffer_size()
+        self._conn.write(q[0] if PyList_GET_SIZE(q) == 1 else b"".join(q))
+        if self.paused:
+            size = self._conn.get_write_buffer_size()
             if size > self.flusher.max_queued_bytes:
                 # A client that stopped reading must not grow memory without bound.
                 self.writable = False
-                self._overflow(size)
+                self._owner._overflow(size)

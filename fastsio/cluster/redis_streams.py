@@ -1154,6 +1154,8 @@ class RedisStreamsAdapter(Adapter):
 
     def add_all(self, sid: str, rooms: Iterable[Room]) -> None:
         super().add_all(sid, rooms)
+        if not self.node.started:
+            self.node.ensure_started()  # served without Server.start() (ASGI): start on use
         if self.recovery is None:
             return
         if sid not in self._starts:

@@ -53,7 +53,7 @@ class PollingTransport:
     def attach(self, box: Outbox) -> None:
         """Serve the session that owns ``box``."""
         self._box = box
-        box.use_packets(self._flush, self._overflow)
+        box.use_packets(self)
         box.ready = self._get is not None and not self.closed
 
     def _set_get(self, get: tuple[HttpConnection, Request] | None) -> None:
@@ -93,7 +93,7 @@ class PollingTransport:
         self._set_get((conn, req))
         conn.on_lost(self._on_get_lost)
         if (self._box is not None and self._box.has_queued) or self._should_close:
-            self._flush()
+            self._drain()
 
     def on_post(self, conn: HttpConnection, req: Request) -> None:
         sock = self.socket
@@ -150,7 +150,7 @@ class PollingTransport:
             self._box.clear()
         sock._on_error("write buffer limit exceeded")
 
-    def _flush(self) -> None:
+    def _drain(self) -> None:
         # Everything queued in one loop iteration goes out in one response (the outbox calls
         # this once per iteration while a GET waits, or on_get when one arrives).
         get = self._get
@@ -227,7 +227,7 @@ class PollingTransport:
             return
         self._should_close = True
         if self._get is not None:
-            self._flush()
+            self._drain()
         self.closed = True
 
     def shutdown(self, noop: bool = False) -> None:

@@ -132,7 +132,6 @@ class WebSocketTransport(WSListener):
         "_fragments_size",
         "_on_open",
         "_paused",
-        "_write",
         "closed",
         "max_message_size",
         "socket",
@@ -150,7 +149,6 @@ class WebSocketTransport(WSListener):
         self._flusher = flusher
         self._box: Outbox | None = None  # the session's outbox once this is its transport
         self._paused = False  # the socket's write buffer is over its high-water mark
-        self._write: Callable[[bytes], None] | None = None
         self.socket: EngineSocket | None = None
         self.closed = False
         self.writable = False
@@ -169,7 +167,6 @@ class WebSocketTransport(WSListener):
             if message is not None:
                 message.headers = _NO_HEADERS
         self.ws = transport
-        self._write = transport.underlying_transport.write
         transport.underlying_transport.set_write_buffer_limits(high=self._flusher.high_water)
         self.writable = True
         cb, self._on_open = self._on_open, None
@@ -252,11 +249,9 @@ class WebSocketTransport(WSListener):
         """Become the transport of the session that owns ``box`` (what ``box`` holds already,
         from an upgraded polling transport, is framed and goes out first)."""
         self._box = box
-        if self.writable and self._write is not None and self.ws is not None:
+        if self.writable and self.ws is not None:
             box.paused = self._paused
-            box.use_frames(
-                self._write, self.ws.underlying_transport.get_write_buffer_size, self._overflow
-            )
+            box.use_frames(self, self.ws.underlying_transport)
         else:
             box.writable = False
 
@@ -297,8 +292,9 @@ class WebSocketTransport(WSListener):
     def send_one(self, data: bytes, binary: bool) -> None:
         if self._box is not None:
             self._box.push_raw(data, binary)
-        elif self.writable and self._write is not None:
-            self._write(ws_frame(data, binary))  # a probe: "3probe", seldom anything else
+        elif self.writable and self.ws is not None:
+            # a probe: "3probe", seldom anything else
+            self.ws.underlying_transport.write(ws_frame(data, binary))
 
     def flush(self) -> None:
         """Write what is queued now (before a close frame)."""
