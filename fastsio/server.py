@@ -53,7 +53,7 @@ class Server(_Emitting):
     ``other_asgi_app``: an ASGI application (FastAPI, Starlette, ...) that gets every HTTP
     request and WebSocket outside the Socket.IO path, on the same port and in this process,
     with its lifespan run by :meth:`start`/:meth:`close` (see :class:`fastsio.asgi.OtherApp`
-    for what this bridge does not do, such as streaming responses).
+    for what this bridge does not do: request bodies over ``max_http_buffer_size``, HTTP/2).
     """
 
     def __init__(

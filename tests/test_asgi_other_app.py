@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import socketio
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
 import fastsio
@@ -23,7 +23,7 @@ class Item(BaseModel):
     price: float
 
 
-def make_app(events: list[str]) -> FastAPI:
+def make_app(events: list[str], release: asyncio.Event | None = None) -> FastAPI:
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
@@ -50,6 +50,16 @@ def make_app(events: list[str]) -> FastAPI:
     async def text() -> PlainTextResponse:
         return PlainTextResponse("x" * 100_000, headers={"X-Custom": "1"})
 
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def parts() -> Any:
+            yield "data: first\n\n"
+            if release is not None:
+                await release.wait()  # the client must have the first part by now
+            yield "data: second\n\n"
+
+        return StreamingResponse(parts(), media_type="text/event-stream")
+
     @app.websocket("/ws/echo")
     async def echo(ws: WebSocket) -> None:
         await ws.accept()
@@ -71,7 +81,8 @@ def make_app(events: list[str]) -> FastAPI:
 
 async def test_fastapi_and_socketio_on_one_port():
     events: list[str] = []
-    io = fastsio.Server(other_asgi_app=make_app(events))
+    release = asyncio.Event()
+    io = fastsio.Server(other_asgi_app=make_app(events, release))
 
     @io.on("ping")
     def ping(sock, n):
@@ -97,6 +108,15 @@ async def test_fastapi_and_socketio_on_one_port():
                 assert r.status in (200, 405)
             async with http.get(url + "/boom") as r:
                 assert r.status == 500
+            # A streaming response goes out as it is produced (server-sent events).
+            async with http.get(url + "/stream") as r:
+                assert r.headers["Content-Type"].startswith("text/event-stream")
+                first = await asyncio.wait_for(r.content.readuntil(b"\n\n"), TIMEOUT)
+                assert first == b"data: first\n\n"
+                release.set()
+                assert await r.content.read() == b"data: second\n\n"
+            async with http.get(url + "/hello") as r:  # the connection went on after it
+                assert r.status == 200
             # Keep-alive: several requests on one connection, in order.
             for i in range(3):
                 async with http.get(url + f"/hello?name={i}") as r:
@@ -154,3 +174,28 @@ async def test_app_without_lifespan_and_compat_server():
     finally:
         await sio.shutdown()
     await asyncio.sleep(0)
+
+
+async def test_asgiapp_hooks_on_the_own_front():
+    """``fastsio run app:app`` for an ``ASGIApp`` with hooks and no other app: the hooks run
+    with the own front's start and close; other paths get 404."""
+    from fastsio.asgi import ASGIApp, own_front_server
+
+    calls: list[str] = []
+
+    async def up() -> None:
+        calls.append("startup")
+
+    io = own_front_server(ASGIApp(fastsio.Server(), on_startup=up,
+                                  on_shutdown=lambda: calls.append("shutdown")))
+    port = await io.start()
+    assert calls == ["startup"]
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/nothing") as r:
+                assert (r.status, await r.text()) == (404, "Not Found")
+            async with http.get(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling") as r:
+                assert (await r.text()).startswith("0{")
+    finally:
+        await io.close(0.5)
+    assert calls == ["startup", "shutdown"]

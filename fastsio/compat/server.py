@@ -139,16 +139,21 @@ class _Handlers(dict):  # type: ignore[type-arg]
 
     def get(self, event: str, default: Any = None) -> Any:
         srv = self._server
+        # Handlers registered natively on the same namespace (sio.io.on(...), nsp.on(...))
+        # are kept in the dict itself and run after compat's.
+        native = dict.get(self, event)
         if event == "connection":
-            return srv._on_connection_list
-        if event == "disconnecting":
-            return srv._on_disconnecting_list
-        if event in ("disconnect", "error"):
-            return default
-        found = srv._resolve(event, self._namespace)
-        if found is None:
-            return default
-        return [partial(srv._run_event, event, found)]
+            found: list[Any] | None = srv._on_connection_list
+        elif event == "disconnecting":
+            found = srv._on_disconnecting_list
+        elif event in ("disconnect", "error"):
+            found = None
+        else:
+            resolved = srv._resolve(event, self._namespace)
+            found = None if resolved is None else [partial(srv._run_event, event, resolved)]
+        if native:
+            return [*(found or ()), *native]
+        return default if found is None else found
 
 
 class AsyncServer:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import parse_qsl, unquote
 
@@ -49,6 +50,19 @@ REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+
+def reason(status: int) -> str:
+    """The reason phrase of ``status`` (an ASGI app behind the front may answer any status)."""
+    phrase = REASONS.get(status)
+    if phrase is None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+    return phrase
+
 
 # What a connection's deadline stands for.
 _NO_TIMER = 0
@@ -164,6 +178,7 @@ class HttpConnection(asyncio.Protocol):
         "_parser",
         "_queue",
         "_router",
+        "_stream",
         "_timer",
         "_too_large",
         "_upgrade_tail",
@@ -190,6 +205,8 @@ class HttpConnection(asyncio.Protocol):
         self._on_lost: Callable[[], None] | None = None
         # Bytes that arrive after an upgrade request, until the WebSocket takes the transport.
         self._upgrade_tail: bytearray | None = None
+        # A streamed response being written: its request and whether it is chunked.
+        self._stream: tuple[Request, bool] | None = None
         self.remote_address = ""
         self.secure = False  # TLS (``start(ssl=...)``): the session cookie gets ``Secure``
         # Request and keep-alive timeouts: a timer of the server's wheel, which calls
@@ -439,7 +456,7 @@ class HttpConnection(asyncio.Protocol):
             self._busy = False
             return
         keep_alive = req.keep_alive and not close and not req.too_large
-        head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"]
+        head = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
         for k, v in headers:
             head.append(f"{k}: {v}\r\n")
         head.append(f"Content-Length: {len(body)}\r\n")
@@ -451,16 +468,68 @@ class HttpConnection(asyncio.Protocol):
         if req.method == "HEAD":
             body = b""  # Content-Length above still describes what GET would send
         self.transport.write("".join(head).encode("latin-1") + body)
+        self._finish(keep_alive)
+
+    def _finish(self, keep_alive: bool) -> None:
+        """A response is written: close, or go on with the next request."""
         self._busy = False
         if not keep_alive:
             self._closed = True
             self._disarm()
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
             return
         if self._queue:
             asyncio.get_running_loop().call_soon(self._next)
         else:
             self._arm_idle()
+
+    # A response whose body comes in parts (an ASGI app's streaming response behind the own
+    # front, fastsio.asgi.OtherApp): chunked on HTTP/1.1, delimited by the close on HTTP/1.0.
+    def respond_start(self, req: Request, status: int, headers: Headers) -> bool:
+        """Write the head of a response whose body follows with :meth:`respond_body` and ends
+        with :meth:`respond_end`; False if the connection is gone."""
+        if self._closed or self.transport is None:
+            return False
+        chunked = req.http_version != "1.0"
+        head = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
+        for k, v in headers:
+            head.append(f"{k}: {v}\r\n")
+        head.append("Transfer-Encoding: chunked\r\n" if chunked else "Connection: close\r\n")
+        head.append("\r\n")
+        self._stream = (req, chunked)
+        self.transport.write("".join(head).encode("latin-1"))
+        return True
+
+    def respond_body(self, data: bytes) -> bool:
+        """One part of the body; False once the connection is gone (or was cut off because the
+        client does not read: more than ``max_queued_bytes`` waiting)."""
+        stream = self._stream
+        if stream is None or self._closed or self.transport is None:
+            return False
+        req, chunked = stream
+        if data and req.method != "HEAD":
+            if chunked:
+                self.transport.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            else:
+                self.transport.write(data)
+            if self.transport.get_write_buffer_size() > self.server.max_queued_bytes:
+                log.warning("HTTP client not reading a streamed response: closing")
+                self.abort()
+                return False
+        return True
+
+    def respond_end(self) -> None:
+        """The end of a streamed body: the connection goes on (keep-alive) or closes."""
+        stream, self._stream = self._stream, None
+        self._on_lost = None
+        if stream is None or self._closed or self.transport is None:
+            self._busy = False
+            return
+        req, chunked = stream
+        if chunked and req.method != "HEAD":
+            self.transport.write(b"0\r\n\r\n")
+        self._finish(chunked and req.keep_alive and not req.too_large)
 
     def on_lost(self, callback: Callable[[], None] | None) -> None:
         """Call ``callback`` if the connection goes away before the pending response is sent."""

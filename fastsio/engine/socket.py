@@ -180,7 +180,14 @@ class EngineSocket:
         if self._hb_kind == _PING_DUE:
             self.send_packet(_PING, False)
             self._hb_kind = _PONG_DUE
-            self._heartbeat.start(self.server.ping_timeout)
+            # The pong deadline counts from when the ping was due, not from when the loop got
+            # to it: a silent session ends ping_interval + ping_timeout after its last sign of
+            # life, to the millisecond (the official suite polls at that instant). A ping that
+            # a stalled loop sent late still leaves the client half of ping_timeout to answer.
+            hb = self._heartbeat
+            timeout = self.server.ping_timeout
+            now = asyncio.get_running_loop().time()
+            hb.start_at(max(hb.due + timeout, now + timeout / 2))
         else:
             self._on_close("ping timeout")
 

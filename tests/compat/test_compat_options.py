@@ -169,3 +169,28 @@ async def test_helpers_background_task_environ_and_manager():
         assert sio.get_environ(sid) is None
     finally:
         await sio.shutdown()
+
+
+async def test_native_handlers_beside_compat_ones():
+    """``sio.io`` is the native server: native handlers on the same namespace run too (the
+    compat handler answers the ack when both exist)."""
+    sio, url = await started()
+    native_seen = []
+
+    @sio.event
+    async def both(sid, x):
+        return "compat"
+
+    sio.io.on("both", lambda sock, x: native_seen.append(("both", sock.id, x)))
+    sio.io.on("only_native", lambda sock, x: x * 2)
+    sio.io.on("connection", lambda sock: native_seen.append(("connection", sock.id)))
+    try:
+        c = psio.AsyncClient(reconnection=False)
+        await c.connect(url, transports=["websocket"], wait_timeout=TIMEOUT)
+        sid = c.get_sid()
+        assert await c.call("both", 1, timeout=TIMEOUT) == "compat"
+        assert await c.call("only_native", 21, timeout=TIMEOUT) == 42
+        assert native_seen == [("connection", sid), ("both", sid, 1)]
+        await c.disconnect()
+    finally:
+        await sio.shutdown()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import statistics
 
 import pytest
 
@@ -508,10 +509,17 @@ async def test_idle_clients_opened_over_time_get_every_ping_on_time(make_server)
     clients = json.loads(out)["clients"]
     assert len(clients) == count
     gaps = [g / 1000 for c in clients for g in c["gaps"]]
-    # Each client got a ping every interval, none late (beyond the loop's and Node's timing).
+    # Each client got a ping every interval: none came after the client's own deadline (it
+    # would have closed), and they come on time. Two processes share this loaded 2-core
+    # machine, so a gap seen by Node also holds the time either was off the CPU: the timing
+    # bound is on the 95th percentile and the median (the late pings of the old heartbeat were
+    # late by ~130 ms at the median, up to ping_timeout).
     assert all(c["connected"] and c["disconnects"] == [] for c in clients), clients
     assert all(len(c["gaps"]) >= int(observe_ms / 1000 / interval) for c in clients), clients
-    assert max(gaps) <= interval + 0.1, sorted(gaps)[-5:]
+    assert max(gaps) < interval + timeout, sorted(gaps)[-5:]
+    ordered = sorted(gaps)
+    assert ordered[len(ordered) * 95 // 100] <= interval + 0.05, ordered[-20:]
+    assert abs(statistics.median(gaps) - interval) <= 0.02, statistics.median(gaps)
     # Not early either: from one ping to the next (the first gap starts when the client saw
     # the open packet, some delivery time after the server started counting).
     later = [g / 1000 for c in clients for g in c["gaps"][1:]]
