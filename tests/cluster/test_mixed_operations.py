@@ -243,3 +243,29 @@ async def pytest_wait(predicate: Any, timeout: float = 5.0) -> None:
     from tests.conftest import wait_for
 
     await wait_for(predicate, timeout)
+
+
+async def test_a_node_killed_does_not_hang_the_others(cluster: Cluster) -> None:
+    """``kill -9`` of the Node node: Redis drops its connections, the server count follows,
+    and requests from fastsio complete at once instead of waiting for its answer."""
+    import asyncio
+    import time
+
+    io, url = await cluster.fastsio()
+    node = await cluster.node(serverSide=["ask"])
+    a1 = await cluster.client(url)
+    b1 = await cluster.client(node.url)
+    id1 = (await a1.connected())["id"]
+    await b1.connected()
+    assert len(await io.timeout(5).fetch_sockets()) == 2
+    assert node.proc is not None
+    node.proc.kill()
+    await node.proc.wait()
+    for _ in range(100):
+        if await io.sockets.adapter.server_count() == 1:
+            break
+        await asyncio.sleep(0.02)
+    t0 = time.monotonic()
+    assert [s.id for s in await io.timeout(5).fetch_sockets()] == [id1]
+    assert await io.timeout(5).server_side_emit_with_ack("ask") == []
+    assert time.monotonic() - t0 < 1.0
