@@ -728,7 +728,8 @@ class ASGIApp:
 def own_front_server(target: Any) -> Server:
     """The native server that serves ``target`` (an :class:`ASGIApp` or a ``fastsio.compat``
     server) on fastsio's own front: an ``ASGIApp``'s ``other_asgi_app`` becomes the server's
-    (``fastsio run app:app`` for an app written for uvicorn). Its ``static_files`` and a
+    and its ``on_startup``/``on_shutdown`` run with ``start``/``close`` (``fastsio run app:app``
+    for an app written for uvicorn). Its ``static_files`` and a
     ``socketio_path`` other than the server's ``path`` are not carried over (a warning says
     so): the own front serves the server's own ``static_files`` and ``path``."""
     if not isinstance(target, ASGIApp):
@@ -741,10 +742,24 @@ def own_front_server(target: Any) -> Server:
         log.warning("ASGIApp static_files are not served by the own front: give them to the "
                     "server (Server(static_files=...)) or to the other ASGI app")
     other = target.other_asgi_app
-    if other is not None and server.engine.other_app is None:
+    hooks = target.on_startup is not None or target.on_shutdown is not None
+    if (other is not None or hooks) and server.engine.other_app is None:
         server.other_asgi_app = other
-        server.engine.other_app = OtherApp(other, server)
+        server.engine.other_app = OtherApp(other if other is not None else _not_found, server,
+                                           target.on_startup, target.on_shutdown)
     return server
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """What the own front answers without another app: 404, and no WebSocket."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"Not Found"})
+    elif scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1000})
+    else:
+        raise RuntimeError("no lifespan")  # OtherApp then runs only the hooks
 
 
 # -- the other way round: an ASGI app behind fastsio's own front --------------------------------
@@ -759,9 +774,14 @@ class OtherApp:
     client that stops reading one is cut off past ``max_queued_bytes``.
     """
 
-    def __init__(self, app: ASGIApplication, server: Server) -> None:
+    def __init__(self, app: ASGIApplication, server: Server,
+                 on_startup: Callable[[], Any] | None = None,
+                 on_shutdown: Callable[[], Any] | None = None) -> None:
         self.app = app
         self.server = server
+        # An ASGIApp's own hooks, when fastsio run serves it on the own front.
+        self.on_startup = on_startup
+        self.on_shutdown = on_shutdown
         self._lifespan: asyncio.Task[None] | None = None
         self._lifespan_in: asyncio.Queue[Message] | None = None
         self._lifespan_out: asyncio.Queue[Message] | None = None
@@ -930,7 +950,10 @@ class OtherApp:
 
     # -- lifespan ------------------------------------------------------------------------------
     async def startup(self) -> None:
-        """Run the application's lifespan startup (if it speaks the lifespan protocol)."""
+        """Run ``on_startup``, then the application's lifespan startup (if it speaks the
+        lifespan protocol)."""
+        if self.on_startup is not None:
+            await _maybe_await(self.on_startup())
         inbox: asyncio.Queue[Message] = asyncio.Queue()
         outbox: asyncio.Queue[Message] = asyncio.Queue()
         self._lifespan_in, self._lifespan_out = inbox, outbox
@@ -956,6 +979,14 @@ class OtherApp:
             self._lifespan = None
 
     async def shutdown(self, timeout: float | None = None) -> None:
+        """The application's lifespan shutdown, then ``on_shutdown``."""
+        try:
+            await self._shutdown_app(timeout)
+        finally:
+            if self.on_shutdown is not None:
+                await _maybe_await(self.on_shutdown())
+
+    async def _shutdown_app(self, timeout: float | None) -> None:
         task, self._lifespan = self._lifespan, None
         if task is None or self._lifespan_in is None or self._lifespan_out is None:
             return

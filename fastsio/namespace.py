@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastsio._core import sio_packet
-from fastsio.adapter import BroadcastOptions
+from fastsio.adapter import BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, RemoteSocket
 from fastsio.exceptions import ConnectionRefused
 from fastsio.socket import Socket, ack_result
@@ -210,11 +210,13 @@ class Namespace(_Emitting):
         sid = client.conn.sid if self.name == "/" else f"{self.name}#{client.conn.sid}"
         self._connect_fresh(client, Socket(self, client, sid, client.handshake(auth)))
 
-    def _connect_fresh(self, client: Client, sock: Socket) -> None:
+    def _connect_fresh(
+        self, client: Client, sock: Socket, session: Session | None = None
+    ) -> None:
         if not self._middlewares:
-            self._do_connect(client, sock)
+            self._do_connect(client, sock, session)
             return
-        self.server._spawn(self._run_middlewares(client, sock))
+        self.server._spawn(self._run_middlewares(client, sock, session))
 
     async def _add_recovering(self, client: Client, auth: dict[str, Any]) -> None:
         recovery = self.server.recovery
@@ -247,13 +249,14 @@ class Namespace(_Emitting):
         sock.data = session.data
         sock.recovered = True
         sock._log_start = session.start
-        sock._restored = session
         if recovery["skip_middlewares"]:
-            self._do_connect(client, sock)
+            self._do_connect(client, sock, session)
         else:
-            self._connect_fresh(client, sock)
+            self._connect_fresh(client, sock, session)
 
-    async def _run_middlewares(self, client: Client, sock: Socket) -> None:
+    async def _run_middlewares(
+        self, client: Client, sock: Socket, session: Session | None = None
+    ) -> None:
         try:
             for fn in list(self._middlewares):
                 result = fn(sock)
@@ -267,9 +270,11 @@ class Namespace(_Emitting):
             sock._cleanup()
             client.connect_error(self.name, str(exc) or type(exc).__name__, None)
             return
-        self._do_connect(client, sock)
+        self._do_connect(client, sock, session)
 
-    def _do_connect(self, client: Client, sock: Socket) -> None:
+    def _do_connect(self, client: Client, sock: Socket, session: Session | None = None) -> None:
+        """Connect ``sock``; ``session``: the one being restored (connection state recovery),
+        whose rooms it rejoins and whose missed packets go out before the CONNECT reply."""
         client.connecting_done(self.name)
         if client.conn.closed:
             sock._cleanup()
@@ -278,7 +283,6 @@ class Namespace(_Emitting):
         self.sockets[sock.id] = sock
         client._add(sock)
         self.adapter.add_all(sock.id, (sock.id,))
-        session = sock._restored
         if client.conn.protocol == 3:
             sock._send_packet(sio_packet.CONNECT)  # Socket.IO v2 clients: no payload
         elif sock.pid is None:
@@ -288,7 +292,6 @@ class Namespace(_Emitting):
             if session is None:
                 sock._log_start = self.adapter.log_position()
             else:
-                sock._restored = None
                 self.adapter.add_all(sock.id, session.rooms)
                 # Missed packets go out before the CONNECT reply, as the official server does;
                 # the client delivers them once connected.

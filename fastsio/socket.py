@@ -82,7 +82,6 @@ class Socket:
         "_log_start",
         "_middlewares",
         "_out_any",
-        "_restored",
         "client",
         "connected",
         "data",
@@ -109,7 +108,6 @@ class Socket:
         self._out_any: list[Handler] | None = None
         self._middlewares: list[Handler] | None = None
         self._log_start = 0  # recovery: the log position when this socket's session began
-        self._restored: Session | None = None  # recovery: the session being restored
 
     def __repr__(self) -> str:
         return f"<Socket {self.nsp.name} {self.id} connected={self.connected}>"

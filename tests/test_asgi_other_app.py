@@ -174,3 +174,28 @@ async def test_app_without_lifespan_and_compat_server():
     finally:
         await sio.shutdown()
     await asyncio.sleep(0)
+
+
+async def test_asgiapp_hooks_on_the_own_front():
+    """``fastsio run app:app`` for an ``ASGIApp`` with hooks and no other app: the hooks run
+    with the own front's start and close; other paths get 404."""
+    from fastsio.asgi import ASGIApp, own_front_server
+
+    calls: list[str] = []
+
+    async def up() -> None:
+        calls.append("startup")
+
+    io = own_front_server(ASGIApp(fastsio.Server(), on_startup=up,
+                                  on_shutdown=lambda: calls.append("shutdown")))
+    port = await io.start()
+    assert calls == ["startup"]
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/nothing") as r:
+                assert (r.status, await r.text()) == (404, "Not Found")
+            async with http.get(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling") as r:
+                assert (await r.text()).startswith("0{")
+    finally:
+        await io.close(0.5)
+    assert calls == ["startup", "shutdown"]

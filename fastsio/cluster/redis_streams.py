@@ -1279,11 +1279,13 @@ class RedisStreamsAdapter(Adapter):
         reader_end = state.pos_t
         mark = self._ring_seq
         for _ in range(limit):
-            page = await node.command("xrange", self.stream_name, "(" + cursor, "+", count)
-            # What the reader has delivered so far is the bound: the rest reaches the socket
-            # live or from the ring (see _MissedPackets).
+            # What the reader has delivered before this read is the bound: those entries are
+            # in Redis already, so the page has them; later ones reach the socket from the ring
+            # or live (see _MissedPackets). Taken after the reply, an entry the reader got
+            # meanwhile would be in neither.
             reader_end = state.pos_t
             mark = self._ring_seq
+            page = await node.command("xrange", self.stream_name, "(" + cursor, "+", count)
             done = len(page) < count
             for entry_id, fields in page:
                 eid_t = wire.parse_id(entry_id)

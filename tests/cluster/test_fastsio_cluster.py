@@ -250,3 +250,41 @@ async def test_room_changes_and_disconnects_during_the_outage(cluster: Cluster) 
     assert third["recovered"] is False and third["id"] != first["id"]
     await asyncio.sleep(0.1)
     assert [a[0] for a in c.events("tick")] == [1]
+
+
+async def test_reconnect_storm_over_two_nodes_is_exactly_once(cluster: Cluster) -> None:
+    """Both nodes broadcast a numbered sequence while clients drop and come back on one node or
+    the other, several times: every client ends with both sequences complete, each packet once,
+    in order, with offsets that only grow."""
+    io1, url1 = await cluster.fastsio(recovery=RECOVERY)
+    io2, url2 = await cluster.fastsio(recovery=RECOVERY)
+    urls = [url1, url2]
+    clients = [await cluster.client(urls[i % 2], reconnection=True, reconnectionDelay=100,
+                                    reconnectionDelayMax=100) for i in range(6)]
+    for c in clients:
+        await c.connected()
+    count = 60
+
+    async def ticker(io: fastsio.Server, name: str) -> None:
+        for i in range(count):
+            io.emit("tick", name, i)
+            await asyncio.sleep(0.015)
+
+    async def storm() -> None:
+        for step in range(3):
+            for j, c in enumerate(clients):
+                c.send({"op": "drop", "url": urls[(j + step + 1) % 2]})
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.15)
+
+    await asyncio.gather(ticker(io1, "a"), ticker(io2, "b"), storm())
+    io1.emit("end")
+    for c in clients:
+        await c.event("end", timeout=10)
+        connects = [m for m in c.messages if m.get("type") == "connect"]
+        assert len(connects) == 4 and all(m["recovered"] for m in connects[1:]), connects
+        got = c.events("tick")
+        for name in ("a", "b"):
+            assert [t[1] for t in got if t[0] == name] == list(range(count)), (name, got)
+        ids = [tuple(map(int, t[-1].split("-"))) for t in got]
+        assert ids == sorted(set(ids))

@@ -34,7 +34,7 @@ def test_redis_option_installs_the_adapter_unless_the_app_has_one(redis_url: str
 
 
 def test_one_worker_with_redis_uses_the_adapter(redis_server: RedisServer) -> None:
-    cmd = Command("--redis", redis_server.url)
+    cmd = Command("--redis", redis_server.url, "--shutdown-timeout", "0.3")
     try:
         port = cmd.wait_line(r"fastsio listening on http://127\.0\.0\.1:(\d+)").group(1)
         session = Polling(f"http://127.0.0.1:{port}")

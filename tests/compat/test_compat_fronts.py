@@ -132,3 +132,26 @@ async def test_official_js_client(app_servers, impl):
         assert err["data"] == {"code": 7}
     finally:
         await refused.close()
+
+
+@pytest.mark.parametrize(("front", "app", "opts"), [
+    ("aiohttp", "aiohttp", {}),
+    ("hypercorn", DOCS_APP, {}),
+    ("fastsio-run", DOCS_APP, {}),
+    ("uvicorn", "tests.compat.apps.mounted_app:app", {"path": "/ws/socket.io"}),
+], ids=["aiohttp", "hypercorn", "own-front", "fastapi-mount"])
+async def test_official_js_client_on_every_front(app_servers, front, app, opts):
+    """The official client (polling, then the upgrade) against the docs app wherever it is
+    deployed."""
+    server = get_server(app_servers, front, app)
+    client = await NodeClient.start(server.url, auth={"user": "js"},
+                                    acks={"question": ["js answer"]}, **opts)
+    try:
+        await client.connected()
+        assert await client.emit_with_ack("whoami") == ["js"]
+        assert await client.emit_with_ack("ask", "q") == ["js answer"]
+        assert await client.emit_with_ack("binary", b"ab") == [b"ab!"]
+        assert await client.emit_with_ack("join", "blue") == [["blue", "lobby"]]
+        assert (await client.status())["engineTransport"] in ("polling", "websocket")
+    finally:
+        await client.close()
