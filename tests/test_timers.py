@@ -5,6 +5,7 @@ many sessions opened over time, over WebSocket and over polling."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import statistics
 import weakref
@@ -21,9 +22,37 @@ from tests.rawclient import (
     eio_target,
 )
 
-# How late a deadline may be seen to fire on this shared 2-core machine: the loop's own
-# latency (a wheel bucket is 100 ms, so a bucket-late fire would show far beyond this).
+# How late a deadline may be seen to fire on this shared 2-core machine, beyond what the loop
+# itself was late (LoopLag): the loop's own latency (a wheel bucket is 100 ms, so a bucket-late
+# fire would show far beyond this).
 LATE = 0.05
+
+
+class LoopLag:
+    """The worst lateness of a plain ``asyncio.sleep`` while the block ran: when this process
+    is off the CPU (the machine is shared), every deadline is late by that much, the wheel's
+    included. A deadline is late only by more than the loop was."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Future[None] | None = None
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.ensure_future(self._probe())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.005)
+            self.worst = max(self.worst, loop.time() - start - 0.005)
 
 
 class Fired:
@@ -43,21 +72,20 @@ class Fired:
 
 # -- the wheel itself --------------------------------------------------------------------------
 async def test_timers_fire_in_deadline_order_and_never_late():
-    loop = asyncio.get_running_loop()
     wheel = TimerWheel(tick=0.05)
     fired = Fired()
-    start = loop.time()
     # Deadlines across several buckets, inside one bucket, and out of order of creation.
     delays = {"d": 0.31, "a": 0.02, "c": 0.12, "b": 0.07, "e": 0.3, "f": 0.121, "g": 0.0}
     due = {}
-    for name, delay in delays.items():
-        due[name] = wheel.call_later(delay, fired.cb(name)).due
-    await asyncio.sleep(0.45)
+    async with LoopLag() as lag:
+        for name, delay in delays.items():
+            due[name] = wheel.call_later(delay, fired.cb(name)).due
+        await asyncio.sleep(0.45)
     assert fired.order == sorted(delays, key=delays.__getitem__)
     for name in delays:
-        assert due[name] == start + delays[name] or abs(due[name] - start - delays[name]) < 0.01
         assert fired.at[name] >= due[name] - RESOLUTION, name  # never early (beyond resolution)
-        assert fired.at[name] <= due[name] + LATE, (name, fired.at[name] - due[name])
+        late = fired.at[name] - due[name]
+        assert late <= LATE + lag.worst, (name, late, lag.worst)
     assert len(wheel) == 0
     await asyncio.sleep(0)
     assert not wheel.pending  # nothing left: no loop timer either
@@ -105,20 +133,20 @@ async def test_a_cancelled_timer_does_not_fire_and_is_let_go_at_once():
 
 
 async def test_restarting_a_timer_moves_its_deadline():
-    loop = asyncio.get_running_loop()
     wheel = TimerWheel(tick=0.05)
     fired = Fired()
     t = wheel.timer(fired.cb("t"))
     assert not t.active
     t.start(0.05)
     t.start(0.25)  # later: the first deadline is gone
-    start = loop.time()
-    await asyncio.sleep(0.15)
-    assert fired.order == []
-    t.start(0.01)  # earlier again, in a bucket already open
-    await asyncio.sleep(0.06)
+    assert t.active
+    async with LoopLag() as lag:
+        await asyncio.sleep(0.15)
+        assert fired.order == []
+        t.start(0.01)  # earlier again, in a bucket already open
+        await asyncio.sleep(0.06)
     assert fired.order == ["t"]
-    assert fired.at["t"] - start < 0.16 + LATE
+    assert fired.at["t"] - t.due <= LATE + lag.worst
     await asyncio.sleep(0.2)
     assert fired.order == ["t"]  # once
     wheel.close()
@@ -137,9 +165,10 @@ async def test_an_earlier_deadline_is_not_held_back_by_a_later_one():
 
     wheel.call_later(0.05, first)
     second = wheel.call_later(0.12, fired.cb("second")).due
-    await asyncio.sleep(0.25)
+    async with LoopLag() as lag:
+        await asyncio.sleep(0.25)
     assert fired.order == ["first", "second"]
-    assert fired.at["second"] <= second + LATE
+    assert fired.at["second"] <= second + LATE + lag.worst
     assert loop.time() < second + 0.4
     wheel.close()
 
@@ -242,17 +271,19 @@ async def test_every_ping_of_sessions_opened_over_time_is_on_time(make_server):
         await asyncio.sleep(spread * i / sessions)
         await pinged_websocket(url, interval, until, lateness, after_pong, closed)
 
-    await asyncio.gather(*(later(i) for i in range(sessions)))
+    async with LoopLag() as lag:
+        await asyncio.gather(*(later(i) for i in range(sessions)))
     figures = (
         f"{len(lateness)} pings, late by median {statistics.median(lateness) * 1000:.1f} ms, "
-        f"max {max(lateness) * 1000:.1f} ms"
+        f"max {max(lateness) * 1000:.1f} ms (the loop itself up to {lag.worst * 1000:.1f} ms)"
     )
     print(figures)
     assert closed == []
     # Every session ended when its client went, none on the server's initiative.
     assert {reason for reason, _ in rec.closed.values()} == {"transport close"}
     assert len(lateness) >= sessions * int(run / interval)
-    assert max(lateness) <= LATE, figures
+    assert max(lateness) <= LATE + lag.worst, figures
+    assert statistics.median(lateness) <= 0.02, figures
     # Not early either. (A first ping is timed from the open packet's arrival, some delivery
     # time after the server started counting; a later one from the pong, sent before the
     # server sees it.) The wheel fires up to RESOLUTION early, on a clock that uvloop counts
@@ -267,13 +298,13 @@ async def test_polling_ping_pong_cycles_are_on_time(make_server):
     io, url = await make_server(ping_interval=interval, ping_timeout=timeout, connect_timeout=1)
     rec = EngineRecorder(io)
     loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession() as http, LoopLag() as lag:
         start = loop.time()
         p = await Polling.open(http, url)
         ref = loop.time()
         for _ in range(3):
             assert await p.get() == (200, "2")
-            assert interval - LATE <= loop.time() - ref <= interval + LATE
+            assert interval - LATE <= loop.time() - ref <= interval + LATE + lag.worst
             assert await p.post("3") == (200, "ok")
             ref = loop.time()
         assert loop.time() - start < 1.0

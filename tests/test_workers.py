@@ -286,6 +286,18 @@ def test_out_of_file_descriptors_pauses_accepting_then_serves() -> None:
     assert sum("accept failed" in line for line in cmd.lines) == 1, "warned once, not per retry"
 
 
+def test_workers_stop_when_the_parent_is_killed() -> None:
+    cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "0.3").started(2)
+    pids = cmd.worker_pids()
+    cmd.proc.kill()  # no shutdown from the parent: each worker sees its control socket close
+    cmd.proc.wait()
+    deadline = time.monotonic() + 10
+    while not all(pid_gone(pid) for pid in pids.values()):
+        assert time.monotonic() < deadline, "orphaned workers:\n" + cmd.log()
+        time.sleep(0.05)
+    cmd.stop()
+
+
 def test_worker_stuck_past_the_deadline_is_killed() -> None:
     cmd = Command("--workers", "2", "--no-shared-state", "--shutdown-timeout", "0.5").started(2)
     pids = cmd.worker_pids()
