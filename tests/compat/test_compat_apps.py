@@ -217,9 +217,13 @@ async def test_rooms_match_python_socketio(app_servers):
     assert out["leave_b"] == ["lobby"]
     assert out["after_leave"] == ["a"]
     assert out["after_close"] == []
-    # python-socketio's client closes its connection right after its DISCONNECT packets: both
-    # servers see the transport go first.
-    assert out["disconnects"] == [["b", "server disconnect"], ["a", "transport close"]]
+    # python-socketio's client closes its connection right after its DISCONNECT packet, so
+    # which of the two a server reads first depends on the client's event loop (the transport
+    # first on Python 3.10/3.11, the packet first on 3.12+). run_both has already checked that
+    # fastsio and python-socketio saw the same reason in this run.
+    assert out["disconnects"][0] == ["b", "server disconnect"]
+    assert out["disconnects"][1] in (["a", "transport close"], ["a", "client disconnect"])
+    assert len(out["disconnects"]) == 2
 
 
 async def test_class_namespace_matches_python_socketio(app_servers):
