@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import inspect
 import logging
 import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+import types
+from collections.abc import Awaitable, Callable, Generator, Hashable, Iterable
 from pathlib import Path
 from ssl import SSLContext
 from typing import Any, overload
@@ -28,6 +30,40 @@ from fastsio.static import FileServer, find_client_dist
 from fastsio.stats import Stats
 
 log = logging.getLogger("fastsio")
+
+
+class _Resumed:
+    """A coroutine that ``Server._call`` stepped once and that suspended on ``first``: awaiting
+    this (in a task) hands ``first`` to the task, then drives the coroutine on, each step in
+    its context ``ctx``, with what the task sends or throws (cancellation) in. Works on every
+    Python the project supports (``asyncio.eager_task_factory`` is 3.12+ and per loop)."""
+
+    __slots__ = ("_coro", "_ctx", "_first")
+
+    def __init__(self, coro: types.CoroutineType[Any, Any, Any], first: Any,
+                 ctx: contextvars.Context) -> None:
+        self._coro = coro
+        self._first = first
+        self._ctx = ctx
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, run = self._coro, self._ctx.run
+        yielded, self._first = self._first, None
+        while True:
+            try:
+                sent = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                step: Callable[[Any], Any] = coro.throw
+                arg: Any = exc
+            else:
+                step, arg = coro.send, sent
+            try:
+                yielded = run(step, arg)
+            except StopIteration as stop:
+                return stop.value
 
 Room = Hashable
 Handler = Callable[..., Any]
@@ -271,13 +307,36 @@ class Server(_Emitting):
         args: tuple[Any, ...],
         on_result: Callable[[Any], None] | None = None,
     ) -> None:
-        """Run a user handler, sync or async; errors are logged, never propagated."""
+        """Run a user handler, sync or async; errors are logged, never propagated.
+
+        A coroutine is stepped here, in the caller, up to its first suspension: most handlers
+        (``await sio.emit(...)``, ``return data``) never suspend, and a task per event was most
+        of their cost. Only one that does suspend gets a task, which goes on with the same
+        coroutine. So the part before the first ``await`` that suspends runs inside the
+        packet's dispatch (``asyncio.current_task()`` there is the caller's task or ``None``),
+        and events of one connection start their handlers in arrival order."""
         try:
             result = fn(*args)
         except Exception:
             log.exception("error in handler %s", getattr(fn, "__name__", fn))
             return
-        if inspect.isawaitable(result):
+        if type(result) is types.CoroutineType:
+            # Its own context, as a task would give it: what it sets does not leak into the
+            # dispatch's context (sync handlers share that one, as before).
+            ctx = contextvars.copy_context()
+            try:
+                future = ctx.run(result.send, None)
+            except StopIteration as stop:
+                if on_result is not None:
+                    self._send_result(fn, on_result, stop.value)
+                return
+            except asyncio.CancelledError:
+                return  # it cancelled itself, as a task it would have ended cancelled
+            except Exception:
+                log.exception("error in handler %s", getattr(fn, "__name__", fn))
+                return
+            self._spawn(self._await_handler(fn, _Resumed(result, future, ctx), on_result))
+        elif inspect.isawaitable(result):
             self._spawn(self._await_handler(fn, result, on_result))
         elif on_result is not None:
             self._send_result(fn, on_result, result)
