@@ -1,28 +1,26 @@
 """Shared fixtures: every async test runs on the default asyncio loop and on uvloop, against a
-real fastsio server listening on a loopback port."""
+real fastsio server listening on a loopback port; one fixture per kind of client (the toolkit's
+raw and recording clients, the official JS client, python-socketio's), each closing its clients
+after the test and before the server."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
+import socketio
 
 import fastsio
-
-LOOPS = ["asyncio"] + (["uvloop"] if sys.platform != "win32" else [])
+from tests.clients.loops import loop_factories
+from tests.clients.node import NodeClient, NodeScript
+from tests.clients.sio import Clients
 
 
 def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]]:
     """Every async test runs once per loop: ``[asyncio]`` and ``[uvloop]`` in its id."""
-    factories: dict[str, Callable[[], Any]] = {"asyncio": asyncio.new_event_loop}
-    if "uvloop" in LOOPS:
-        import uvloop
-
-        factories["uvloop"] = uvloop.new_event_loop
-    return factories
+    return dict(loop_factories())
 
 
 ServerFactory = Callable[..., Awaitable[tuple[fastsio.Server, str]]]
@@ -44,11 +42,74 @@ async def make_server() -> AsyncIterator[ServerFactory]:
         await io.close()
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+@pytest.fixture
+async def clients(make_server: ServerFactory) -> AsyncIterator[Clients]:
+    """The test's clients (``tests/clients/sio.py``: raw Socket.IO, recording python-socketio,
+    bare ``AsyncClient``s), closed after the test, before the server (``make_server`` is torn
+    down last)."""
+    made = Clients()
+    yield made
+    await made.close()
+
+
+JsClientFactory = Callable[..., Awaitable[NodeClient]]
+JsScriptFactory = Callable[..., Awaitable[NodeScript]]
+PyClientFactory = Callable[..., socketio.AsyncClient]
+
+
+@pytest.fixture
+async def js_client(make_server: Any) -> AsyncIterator[JsClientFactory]:
+    """``client = await js_client(url, namespace="/", acks={...}, transports=[...], auth={...})``:
+    a ``socket.io-client`` socket in a Node process, ended after the test (before the server).
+    Without Node or the npm package the test fails (see ``require_node``), it never skips."""
+    clients: list[NodeClient] = []
+
+    async def factory(url: str, namespace: str = "/", **kwargs: Any) -> NodeClient:
+        client = await NodeClient.start(url, namespace, **kwargs)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def js_script(make_server: Any) -> AsyncIterator[JsScriptFactory]:
+    """``script = await js_script("recovery.mjs", *args)``: a script of ``tests/clients/js``
+    (``socket.io-client`` sockets it drives itself), killed after the test if still running
+    (before the server)."""
+    scripts: list[NodeScript] = []
+
+    async def factory(name: str, *args: str) -> NodeScript:
+        script = await NodeScript.start(name, *args)
+        scripts.append(script)
+        return script
+
+    yield factory
+    for script in scripts:
+        await script.close()
+
+
+@pytest.fixture
+async def py_client(make_server: Any) -> AsyncIterator[PyClientFactory]:
+    """``client = py_client()``: a python-socketio ``AsyncClient`` (no reconnection),
+    disconnected after the test (before the server)."""
+    clients: list[socketio.AsyncClient] = []
+    sessions: list[aiohttp.ClientSession] = []
+
+    def factory(**kwargs: Any) -> socketio.AsyncClient:
+        # The test owns the HTTP session: python-socketio drops (without closing) the one it
+        # makes itself when a server's close packet arrives on a GET of its own, as the
+        # official server sends it after a DISCONNECT.
+        session = aiohttp.ClientSession()
+        sessions.append(session)
+        client = socketio.AsyncClient(reconnection=False, http_session=session, **kwargs)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.shutdown()
+    for session in sessions:
+        await session.close()

@@ -3,12 +3,13 @@
     python tests/fuzz_long.py --minutes 10            # uvloop, then asyncio, 5 minutes each
     python tests/fuzz_long.py --minutes 30 --loop uvloop --examples 2000
 
-Runs the fuzzers of ``tests/test_fuzz.py`` (HTTP bytes, WebSocket frames, polling bodies; the
-same server, the same well-behaved clients, the same checks) round after round until the time
-is up, then the checks that need the cases over (every connection closed by the server,
-nothing of the cases left, memory back). A falsifying example does not stop the run: it is
-printed (hypothesis's minimal example and its reproduce blob) and counted as a finding; the run
-exits non-zero if there was any. A JSON summary goes to ``--json`` if given.
+Runs the fuzzers of ``tests/clients/fuzz.py`` (the harness that ``tests/test_fuzz.py`` runs
+briefly: HTTP bytes, WebSocket frames, polling bodies; the same server, the same well-behaved
+clients, the same checks) round after round until the time is up, then the checks that need the
+cases over (every connection closed by the server, nothing of the cases left, memory back). A
+falsifying example does not stop the run: it is printed (hypothesis's minimal example and its
+reproduce blob) and counted as a finding; the run exits non-zero if there was any. A JSON summary
+goes to ``--json`` if given.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hypothesis import settings
 
-from tests.conftest import LOOPS
-from tests.test_fuzz import MEMORY_SLACK, QUICK, Harness, run_fuzz
+from tests.clients.fuzz import MEMORY_SLACK, QUICK, Harness, run_fuzz
+from tests.clients.loops import LOOPS
 
 
 def main() -> int:

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.sio_helpers import Clients
+from tests.clients.loops import wait_for
+from tests.clients.sio import Clients
 
 
 async def test_join_and_leave_room_events(make_server):

@@ -17,8 +17,11 @@ import uvicorn
 
 import fastsio
 from fastsio.asgi import ASGIApp
-from tests.conftest import wait_for
-from tests.rawclient import Polling, json_error, parse_open, ws_receive, ws_url
+from tests.clients.http import json_error
+from tests.clients.loops import wait_for
+from tests.clients.polling import Polling
+from tests.clients.wire import parse_open, ws_url
+from tests.clients.ws import ws_receive
 
 TIMEOUT = 5
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import fastsio
-from tests.conftest import wait_for
-from tests.sio_helpers import RawClient
+from tests.clients.loops import wait_for
+from tests.clients.sio import RawClient
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 

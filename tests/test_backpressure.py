@@ -3,49 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-import socket
-import struct
 
 import pytest
 
 import fastsio
-from tests.conftest import wait_for
-from tests.test_socket import RawSio
-
-
-def ws_text(payload: bytes) -> bytes:
-    """A masked client text frame."""
-    mask = os.urandom(4)
-    head = bytes([0x81])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    else:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-async def stalled_client(url: str) -> tuple[asyncio.StreamWriter, socket.socket]:
-    """A Socket.IO client over a tiny receive buffer that stops reading after connecting."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    reader, writer = await asyncio.open_connection(sock=sock)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}\r\n"
-        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    await reader.readuntil(b"\r\n\r\n")
-    await reader.read(2)  # the start of the open packet's frame is enough
-    writer.write(ws_text(b"40"))
-    await writer.drain()
-    return writer, sock
+from tests.clients.loops import wait_for
+from tests.clients.ws import stalled_client
 
 
 @pytest.fixture
@@ -56,9 +19,9 @@ async def server(make_server):
     return io, url, reasons
 
 
-async def test_stalled_client_is_disconnected_past_the_hard_limit(server):
+async def test_stalled_client_is_disconnected_past_the_hard_limit(server, clients):
     io, url, reasons = server
-    fast = await RawSio.connect(url)
+    fast = await clients.raw(url)
     writer, sock = await stalled_client(url)
     await wait_for(lambda: len(io.sockets.sockets) == 2)
     stalled_id = next(sid for sid in io.sockets.sockets if sid != fast.sid)
@@ -86,9 +49,9 @@ async def test_stalled_client_is_disconnected_past_the_hard_limit(server):
     await fast.close()
 
 
-async def test_volatile_packets_skip_a_busy_client_only(server):
+async def test_volatile_packets_skip_a_busy_client_only(server, clients):
     io, url, reasons = server
-    fast = await RawSio.connect(url)
+    fast = await clients.raw(url)
     writer, sock = await stalled_client(url)
     await wait_for(lambda: len(io.sockets.sockets) == 2)
     stalled = next(s for sid, s in io.sockets.sockets.items() if sid != fast.sid)

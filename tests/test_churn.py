@@ -25,17 +25,17 @@ from typing import Any
 import pytest
 
 import fastsio
-from tests.rawclient import (
+from tests.clients.http import RawConnection
+from tests.clients.server_side import server_objects
+from tests.clients.wire import (
     OP_CLOSE,
-    RawConnection,
-    RawWebSocket,
     eio_target,
     parse_open,
     request,
     ws_frame,
     ws_upgrade_request,
 )
-from tests.test_slowloris import server_objects
+from tests.clients.ws import RawWebSocket
 
 CYCLES = int(os.environ.get("FASTSIO_CHURN_CYCLES", "5000"))
 # The warm-up takes the allocator to its working size (RSS grows over the first few thousand

@@ -10,15 +10,9 @@ import time
 import pytest
 
 from fastsio.engine.clientlog import ClientErrors
-from tests.rawclient import (
-    OP_CONT,
-    OP_TEXT,
-    RawConnection,
-    RawWebSocket,
-    eio_target,
-    request,
-    ws_frame,
-)
+from tests.clients.http import RawConnection
+from tests.clients.wire import OP_CONT, OP_TEXT, eio_target, request, ws_frame
+from tests.clients.ws import RawWebSocket
 
 
 def unmasked(opcode: int, payload: bytes) -> bytes:

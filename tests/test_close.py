@@ -14,8 +14,10 @@ import orjson
 import pytest
 
 import fastsio
-from tests.attach_helpers import EioPolling, port_of, sio_clients
-from tests.conftest import wait_for
+from tests.clients.loops import wait_for
+from tests.clients.polling import Polling
+from tests.clients.sio import sio_clients
+from tests.clients.wire import port_of
 
 FASTSIO_DIR = os.path.dirname(fastsio.__file__) + os.sep
 TRANSPORTS = [["polling"], ["websocket"], ["polling", "websocket"]]
@@ -83,12 +85,11 @@ async def test_close_stops_accepting_connections(make_server):
 async def test_close_answers_a_pending_poll_with_a_close_packet(make_server):
     io, url = await make_server()
     async with aiohttp.ClientSession() as http:
-        p = EioPolling(http, url)
-        await p.handshake()
-        assert await p.push("40") == 200
-        packets = await p.poll()
+        p = await Polling.open(http, url)
+        assert (await p.post("40"))[0] == 200
+        packets = await p.get_packets()
         assert packets[0].startswith("40{")
-        pending = asyncio.ensure_future(p.poll())
+        pending = asyncio.ensure_future(p.get_packets())
         # The GET is parked on the server (the session can write to it).
         await wait_for(lambda: io.engine.clients[p.sid].writable)
         await io.close()
@@ -163,8 +164,7 @@ async def test_close_stops_sessions_and_timers(make_server, caplog):
     async with sio_clients() as connect, aiohttp.ClientSession() as http:
         client = await connect(url, transports=["websocket"])
         polling = await connect(url, transports=["polling"])
-        bare = EioPolling(http, url)  # an Engine.IO session that never joins a namespace
-        await bare.handshake()
+        await Polling.open(http, url)  # an Engine.IO session that never joins a namespace
         await asyncio.sleep(0.12)  # a few heartbeats
         assert client.connected and polling.connected
         caplog.clear()
@@ -197,8 +197,8 @@ def ours_handle(handle: asyncio.TimerHandle) -> bool:
 
 
 # -- protocol violations ------------------------------------------------------------------------
-async def _after_close_the_sid_is_unknown(p: EioPolling) -> None:
-    status, body = await p.poll_raw()
+async def _after_close_the_sid_is_unknown(p: Polling) -> None:
+    status, body = await p.get()
     assert status == 400
     assert orjson.loads(body)["code"] == 1
 
@@ -206,10 +206,9 @@ async def _after_close_the_sid_is_unknown(p: EioPolling) -> None:
 async def test_several_connect_packets_close_the_connection(make_server):
     io, url = await make_server()
     async with aiohttp.ClientSession() as http:
-        p = EioPolling(http, url)
-        await p.handshake()
-        assert await p.push("40") == 200
-        assert await p.push("40") == 200
+        p = await Polling.open(http, url)
+        assert (await p.post("40"))[0] == 200
+        assert (await p.post("40"))[0] == 200
         # Closed cleanly, not dropped: the CONNECT answer first, then a close packet.
         got = await p.poll_until_close()
         assert len(got) == 2, got
@@ -225,9 +224,8 @@ async def test_event_before_connect_closes_the_connection(make_server):
     handled = []
     io.on("some event", lambda *args: handled.append(args))
     async with aiohttp.ClientSession() as http:
-        p = EioPolling(http, url)
-        await p.handshake()
-        assert await p.push('42["some event"]') == 200
+        p = await Polling.open(http, url)
+        assert (await p.post('42["some event"]'))[0] == 200
         assert await p.poll_until_close() == ["1"]
         await _after_close_the_sid_is_unknown(p)
     assert handled == []
@@ -239,10 +237,9 @@ async def test_invalid_packet_closes_the_connection(make_server):
     reasons = []
     io.on("disconnect", lambda sock, reason: reasons.append(reason))
     async with aiohttp.ClientSession() as http:
-        p = EioPolling(http, url)
-        await p.handshake()
-        assert await p.push("40") == 200
-        assert await p.push("4abc") == 200
+        p = await Polling.open(http, url)
+        assert (await p.post("40"))[0] == 200
+        assert (await p.post("4abc"))[0] == 200
         got = await p.poll_until_close()
         assert len(got) == 2, got
         assert got[0].startswith("40{")

@@ -16,86 +16,14 @@ import pytest
 
 import fastsio
 from fastsio.adapter import Adapter
-from tests.conftest import wait_for
+from tests.clients.loops import wait_for
+from tests.clients.recovering import RecoveringClient
 
 RECOVERY = {"max_disconnection_duration": 5}
 
 
-class RecoveringClient:
-    """What a real client does: remembers ``pid`` and the last offset, sends them back."""
-
-    def __init__(self, url: str, nsp: str = "/") -> None:
-        self.url = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-        self.nsp = nsp
-        self.session: aiohttp.ClientSession | None = None
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.sid: str | None = None
-        self.pid: str | None = None
-        self.offset: str | None = None
-        self.events: list[list[Any]] = []  # every event received, offsets stripped
-        self.raw: list[str] = []  # every Socket.IO packet received, as sent
-        self.connect_reply: dict[str, Any] | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
-
-    def _prefix(self) -> str:
-        return "" if self.nsp == "/" else self.nsp + ","
-
-    async def connect(self, auth: dict[str, Any] | None = None, send_offset: bool = True) -> None:
-        if self.session is None:
-            self.session = aiohttp.ClientSession()
-        self._connected = asyncio.Event()
-        self.ws = await self.session.ws_connect(self.url)
-        opened = await self.ws.receive(timeout=5)
-        assert str(opened.data).startswith("0{")
-        payload: dict[str, Any] = dict(auth or {})
-        if self.pid is not None:
-            payload["pid"] = self.pid
-            if send_offset and self.offset is not None:
-                payload["offset"] = self.offset
-        await self.ws.send_str("40" + self._prefix() + json.dumps(payload))
-        self._reader = asyncio.ensure_future(self._read(self.ws))
-        await asyncio.wait_for(self._connected.wait(), 5)
-
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            text = str(msg.data)
-            if text == "2":
-                await ws.send_str("3")
-                continue
-            body = text[1:]
-            self.raw.append(body)
-            if body.startswith("0" + self._prefix()):
-                self.connect_reply = json.loads(body[1 + len(self._prefix()):])
-                self.sid = self.connect_reply["sid"]
-                self.pid = self.connect_reply.get("pid")
-                self._connected.set()
-            elif body.startswith("2" + self._prefix()):
-                data = json.loads(body[1 + len(self._prefix()):].lstrip("0123456789"))
-                if self.pid is not None and len(data) > 1 and isinstance(data[-1], str):
-                    self.offset = data.pop()
-                self.events.append(data)
-
-    async def drop(self) -> None:
-        """Lose the connection without saying goodbye (what a network failure looks like)."""
-        assert self.ws is not None
-        await self.ws.close()
-        if self._reader is not None:
-            await self._reader
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
-        if self._reader is not None:
-            await self._reader
-        if self.session is not None:
-            await self.session.close()
-
-
 @pytest.fixture
-async def clients():
+async def recovering():
     made: list[RecoveringClient] = []
 
     def factory(url: str, nsp: str = "/") -> RecoveringClient:
@@ -115,14 +43,14 @@ def names(events: list[list[Any]]) -> list[Any]:
 # -- the official behaviour --------------------------------------------------------------------
 
 
-async def test_pid_and_offsets_only_when_enabled(make_server, clients):
+async def test_pid_and_offsets_only_when_enabled(make_server, recovering):
     _, url = await make_server()
-    plain = clients(url)
+    plain = recovering(url)
     await plain.connect()
     assert plain.connect_reply is not None and set(plain.connect_reply) == {"sid"}
 
     io, url = await make_server(connection_state_recovery=RECOVERY)
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     assert set(c.connect_reply or {}) == {"sid", "pid"}
     assert c.pid is not None and len(c.pid) >= 22  # 128 bits, base64url
@@ -179,7 +107,7 @@ async def test_restores_session_and_missed_packets_over_polling(make_server):
     assert server_sockets[1].recovered and server_sockets[1].id == reply["sid"]
 
 
-async def test_restores_rooms_and_data(make_server, clients):
+async def test_restores_rooms_and_data(make_server, recovering):
     io, url = await make_server(connection_state_recovery=RECOVERY)
     seen: list[fastsio.Socket] = []
 
@@ -190,7 +118,7 @@ async def test_restores_rooms_and_data(make_server, clients):
             socket.join(["room1", "room2"])
             socket.data["foo"] = "bar"
 
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     await c.drop()
     await c.connect()
@@ -202,35 +130,35 @@ async def test_restores_rooms_and_data(make_server, clients):
     assert restored.data == {"foo": "bar"}
 
 
-async def test_middlewares_skipped_on_recovery_by_default(make_server, clients):
+async def test_middlewares_skipped_on_recovery_by_default(make_server, recovering):
     io, url = await make_server(connection_state_recovery=RECOVERY)
     calls: list[bool] = []
     io.use(lambda socket: calls.append(socket.recovered))
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     await c.drop()
     await c.connect()
     assert calls == [False]
 
 
-async def test_middlewares_run_on_recovery_when_asked(make_server, clients):
+async def test_middlewares_run_on_recovery_when_asked(make_server, recovering):
     io, url = await make_server(
         connection_state_recovery={**RECOVERY, "skip_middlewares": False}
     )
     calls: list[bool] = []
     io.use(lambda socket: calls.append(socket.recovered))
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     await c.drop()
     await c.connect()
     assert calls == [False, True]
 
 
-async def test_unknown_session_gives_a_fresh_one(make_server, clients):
+async def test_unknown_session_gives_a_fresh_one(make_server, recovering):
     io, url = await make_server(connection_state_recovery=RECOVERY)
     seen: list[fastsio.Socket] = []
     io.on("connection", seen.append)
-    c = clients(url)
+    c = recovering(url)
     c.pid, c.offset = "nope", "also-nope"
     await c.connect()
     assert c.pid != "nope"
@@ -238,11 +166,11 @@ async def test_unknown_session_gives_a_fresh_one(make_server, clients):
     assert not seen[0].recovered
 
 
-async def test_namespace_disconnect_is_not_recoverable(make_server, clients):
+async def test_namespace_disconnect_is_not_recoverable(make_server, recovering):
     io, url = await make_server(connection_state_recovery=RECOVERY)
     seen: list[fastsio.Socket] = []
     io.on("connection", seen.append)
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     assert c.ws is not None
     await c.ws.send_str("41")
@@ -267,10 +195,10 @@ class CountingAdapter(Adapter):
         return await super().restore_session(pid, offset)
 
 
-async def test_adapter_not_called_when_disabled(make_server, clients):
+async def test_adapter_not_called_when_disabled(make_server, recovering):
     CountingAdapter.persisted = CountingAdapter.restored = 0
     _, url = await make_server(adapter=CountingAdapter)
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     c.pid, c.offset = "some-pid", "some-offset"
     await c.drop()
@@ -279,18 +207,18 @@ async def test_adapter_not_called_when_disabled(make_server, clients):
     assert (CountingAdapter.persisted, CountingAdapter.restored) == (0, 0)
 
     _, url = await make_server(adapter=CountingAdapter, connection_state_recovery=RECOVERY)
-    c2 = clients(url)
+    c2 = recovering(url)
     await c2.connect()
     await c2.drop()
     await c2.connect()
     assert (CountingAdapter.persisted, CountingAdapter.restored) == (1, 1)
 
 
-async def test_events_with_ack_or_volatile_carry_no_offset(make_server, clients):
+async def test_events_with_ack_or_volatile_carry_no_offset(make_server, recovering):
     io, url = await make_server(connection_state_recovery=RECOVERY)
     seen: list[fastsio.Socket] = []
     io.on("connection", seen.append)
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     await wait_for(lambda: seen)
     seen[0].emit("with-ack", 1, callback=lambda *a: None)
@@ -308,11 +236,11 @@ async def test_events_with_ack_or_volatile_carry_no_offset(make_server, clients)
 # -- beyond the official server ------------------------------------------------------------------
 
 
-async def test_zero_event_reconnect_is_recovered(make_server, clients):
+async def test_zero_event_reconnect_is_recovered(make_server, recovering):
     """Upstream 5538: a client that got no event before it dropped sends a pid and no offset."""
     io, url = await make_server(connection_state_recovery=RECOVERY)
     io.emit("before", 0)  # sent before the client connected: never replayed to it
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     first_sid = c.sid
     await c.drop()
@@ -327,11 +255,11 @@ async def test_zero_event_reconnect_is_recovered(make_server, clients):
     assert c.raw[1].startswith('2["missed",1,"') and c.raw[2].startswith("0{")
 
 
-async def test_quiet_namespace_recovers_after_a_long_silence(make_server, clients):
+async def test_quiet_namespace_recovers_after_a_long_silence(make_server, recovering):
     """Upstream 5282: the age of the last packet never fails a recovery that lost nothing."""
     io, url = await make_server(connection_state_recovery={**RECOVERY,
                                                            "max_disconnection_duration": 1.0})
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     io.emit("old", 1)
     await wait_for(lambda: c.events)
@@ -343,9 +271,9 @@ async def test_quiet_namespace_recovers_after_a_long_silence(make_server, client
     assert recovered.recovered
 
 
-async def test_eviction_of_a_missed_packet_fails_recovery(make_server, clients):
+async def test_eviction_of_a_missed_packet_fails_recovery(make_server, recovering):
     io, url = await make_server(connection_state_recovery={**RECOVERY, "max_packets": 3})
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     io.emit("seen", 0)
     await wait_for(lambda: c.events)
@@ -359,10 +287,10 @@ async def test_eviction_of_a_missed_packet_fails_recovery(make_server, clients):
     assert not io.sockets.sockets[c.sid].recovered
 
 
-async def test_recover_five_times_in_a_row(make_server, clients):
+async def test_recover_five_times_in_a_row(make_server, recovering):
     """Upstream 4880: the same client recovers again and again; nothing is lost or repeated."""
     io, url = await make_server(connection_state_recovery=RECOVERY)
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     sid = c.sid
     for round_ in range(5):
@@ -377,11 +305,11 @@ async def test_recover_five_times_in_a_row(make_server, clients):
     assert io.sockets.sockets[sid].recovered
 
 
-async def test_old_connection_closed_when_its_pid_reconnects(make_server, clients):
+async def test_old_connection_closed_when_its_pid_reconnects(make_server, recovering):
     io, url = await make_server(connection_state_recovery=RECOVERY)
     reasons: list[str] = []
     io.on("disconnect", lambda s, r: reasons.append(r))
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     old_ws, old_reader = c.ws, c._reader
     io.emit("one")
@@ -398,11 +326,11 @@ async def test_old_connection_closed_when_its_pid_reconnects(make_server, client
     assert names(c.events) == ["one", "two"]
 
 
-async def test_expiry_is_exact(make_server, clients):
+async def test_expiry_is_exact(make_server, recovering):
     """Upstream 5166: never restored after max_disconnection_duration, not at the next sweep."""
     io, url = await make_server(connection_state_recovery={**RECOVERY,
                                                            "max_disconnection_duration": 0.5})
-    c = clients(url)
+    c = recovering(url)
     await c.connect()
     sid = c.sid
     await c.drop()
@@ -414,7 +342,7 @@ async def test_expiry_is_exact(make_server, clients):
     assert c.sid != sid
     assert time.monotonic() - dropped_at >= 0.5
 
-    c2 = clients(url)
+    c2 = recovering(url)
     await c2.connect()
     sid2 = c2.sid
     await c2.drop()
@@ -423,34 +351,34 @@ async def test_expiry_is_exact(make_server, clients):
     assert c2.sid == sid2
 
 
-async def test_forged_pid_and_offsets_get_nothing(make_server, clients):
+async def test_forged_pid_and_offsets_get_nothing(make_server, recovering):
     io, url = await make_server(connection_state_recovery=RECOVERY)
     admin = io.of("/admin")
-    victim = clients(url)
+    victim = recovering(url)
     await victim.connect()
     io.emit("secret", 1)
     await wait_for(lambda: victim.events)
     await victim.drop()
     io.emit("secret", 2)
 
-    other = clients(url, "/admin")
+    other = recovering(url, "/admin")
     await other.connect()
     admin.emit("admin-event")
     await wait_for(lambda: other.events)
 
-    forged = clients(url)
+    forged = recovering(url)
     forged.pid = "A" * 22
     forged.offset = victim.offset
     await forged.connect()
     assert forged.sid != victim.sid and forged.events == []
 
     # A real pid with an offset from another namespace's log: fresh session, no replay.
-    thief = clients(url)
+    thief = recovering(url)
     thief.pid, thief.offset = victim.pid, other.offset
     await thief.connect()
     assert thief.sid != victim.sid and thief.events == []
     # ... and one with an offset from the future.
-    thief2 = clients(url)
+    thief2 = recovering(url)
     assert victim.offset is not None
     prefix = victim.offset.rsplit("-", 1)[0]
     thief2.pid, thief2.offset = victim.pid, prefix + "-999999"
@@ -463,7 +391,7 @@ async def test_forged_pid_and_offsets_get_nothing(make_server, clients):
     assert victim.events == [["secret", 1], ["secret", 2]]
 
 
-async def test_storm_of_reconnects_keeps_every_sequence_exact(make_server, clients):
+async def test_storm_of_reconnects_keeps_every_sequence_exact(make_server, recovering):
     """Many clients drop and reconnect while broadcasts go on: each gets every event once,
     in order (checked by sequence numbers in the payloads)."""
     n_clients, n_events = 1000, 300
@@ -475,7 +403,7 @@ async def test_storm_of_reconnects_keeps_every_sequence_exact(make_server, clien
         if not socket.recovered:
             socket.join("odd" if int(socket.handshake.auth["n"]) % 2 else "even")
 
-    cs = [clients(url) for _ in range(n_clients)]
+    cs = [recovering(url) for _ in range(n_clients)]
     await asyncio.gather(*(c.connect({"n": i}) for i, c in enumerate(cs)))
 
     async def broadcaster() -> None:

@@ -8,20 +8,11 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.rawclient import (
-    EngineRecorder,
-    Polling,
-    RawConnection,
-    RawWebSocket,
-    eio_target,
-    host_port,
-    request,
-    ws_open,
-    ws_receive,
-    ws_upgrade_request,
-    ws_url,
-    ws_wait_closed,
-)
+from tests.clients.http import RawConnection
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import eio_target, host_port, request, ws_upgrade_request, ws_url
+from tests.clients.ws import RawWebSocket, ws_open, ws_receive, ws_wait_closed
 
 SOCKET_HANDLES = ("_upgrade_handle", "_check_handle")
 

@@ -7,7 +7,6 @@ upgrade, ``close()``; then Socket.IO over revision 3 and the official v2 client 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import shutil
@@ -23,143 +22,21 @@ from hypothesis import strategies as st
 import fastsio
 from fastsio._core.errors import EnginePacketError
 from fastsio.engine import eio3
-from tests.conftest import wait_for
-from tests.rawclient import (
-    TIMEOUT,
-    EngineRecorder,
-    RawConnection,
-    RawWebSocket,
+from tests.clients.http import RawConnection
+from tests.clients.loops import wait_for
+from tests.clients.polling import V3Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import (
+    binary_payload,
     eio_target,
     eio_url,
+    parse_binary_payload,
+    parse_text_payload,
     request,
-    ws_receive,
+    text_payload,
     ws_url,
-    ws_wait_closed,
 )
-
-Packet = str | bytes  # a text packet with its type digit, or the bytes of a binary message
-
-
-# -- a raw revision-3 client ------------------------------------------------------------------
-def js_len(text: str) -> int:
-    """``text.length`` in JavaScript (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def text_payload(packets: list[Packet]) -> bytes:
-    parts = []
-    for p in packets:
-        s = "b4" + base64.b64encode(p).decode() if isinstance(p, bytes) else p
-        parts.append(f"{js_len(s)}:{s}")
-    return "".join(parts).encode()
-
-
-def parse_text_payload(body: str) -> list[Packet]:
-    out: list[Packet] = []
-    i = 0
-    while i < len(body):
-        colon = body.index(":", i)
-        want = int(body[i:colon])
-        j, units = colon + 1, 0
-        while units < want:
-            units += 2 if ord(body[j]) > 0xFFFF else 1
-            j += 1
-        assert units == want, body
-        packet = body[colon + 1 : j]
-        out.append(base64.b64decode(packet[2:]) if packet.startswith("b4") else packet)
-        i = j
-    return out
-
-
-def binary_payload(packets: list[Packet]) -> bytes:
-    out = bytearray()
-    for p in packets:
-        data = b"\x04" + p if isinstance(p, bytes) else p.encode()
-        out.append(1 if isinstance(p, bytes) else 0)
-        out += bytes(int(d) for d in str(len(data)))
-        out.append(255)
-        out += data
-    return bytes(out)
-
-
-def parse_binary_payload(body: bytes) -> list[Packet]:
-    out: list[Packet] = []
-    i = 0
-    while i < len(body):
-        kind = body[i]
-        j = body.index(255, i)
-        length = int("".join(str(b) for b in body[i + 1 : j]))
-        data = body[j + 1 : j + 1 + length]
-        if kind == 0:
-            out.append(data.decode())
-        else:
-            assert data[0] == 4, data
-            out.append(data[1:])
-        i = j + 1 + length
-    return out
-
-
-class V3Polling:
-    """One revision-3 long-polling session."""
-
-    def __init__(self, http: aiohttp.ClientSession, base: str, **query: str) -> None:
-        self.http = http
-        self.base = base
-        self.query = {"EIO": "3", **query}
-        self.sid: str | None = None
-        self.handshake: dict[str, Any] = {}
-        self.queue: list[Packet] = []
-
-    @classmethod
-    async def open(cls, http: aiohttp.ClientSession, base: str, **query: str) -> V3Polling:
-        p = cls(http, base, **query)
-        status, _, packets = await p.get()
-        assert status == 200, (status, packets)
-        first = packets[0]
-        assert isinstance(first, str) and first.startswith("0{"), packets
-        p.handshake = orjson.loads(first[1:])
-        p.sid = p.handshake["sid"]
-        p.queue.extend(packets[1:])
-        return p
-
-    @property
-    def url(self) -> str:
-        return eio_url(self.base, "polling", self.sid, **self.query)
-
-    async def get(self) -> tuple[int, dict[str, str], list[Packet]]:
-        async with self.http.get(self.url, timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as r:
-            body = await r.read()
-            headers = {k.lower(): v for k, v in r.headers.items()}
-        if r.status != 200:
-            return r.status, headers, [body.decode()]
-        if headers["content-type"] == "application/octet-stream":
-            return r.status, headers, parse_binary_payload(body)
-        assert headers["content-type"] == "text/plain; charset=UTF-8", headers
-        return r.status, headers, parse_text_payload(body.decode())
-
-    async def packets(self) -> list[Packet]:
-        status, _, packets = await self.get()
-        assert status == 200, (status, packets)
-        return packets
-
-    async def recv(self) -> Packet:
-        while not self.queue:
-            self.queue.extend(p for p in await self.packets() if p != "6")
-        return self.queue.pop(0)
-
-    async def post_raw(self, body: bytes, binary: bool = False) -> tuple[int, str]:
-        ctype = "application/octet-stream" if binary else "text/plain;charset=UTF-8"
-        async with self.http.post(
-            self.url,
-            data=body,
-            headers={"Content-Type": ctype},
-            timeout=aiohttp.ClientTimeout(total=TIMEOUT),
-        ) as r:
-            return r.status, await r.text()
-
-    async def post(self, *packets: Packet, binary: bool = False) -> None:
-        body = binary_payload(list(packets)) if binary else text_payload(list(packets))
-        assert await self.post_raw(body, binary) == (200, "ok")
+from tests.clients.ws import RawWebSocket, ws_receive, ws_wait_closed
 
 
 async def v3_ws(

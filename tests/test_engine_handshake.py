@@ -8,19 +8,11 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.rawclient import (
-    EngineRecorder,
-    Polling,
-    RawConnection,
-    eio_target,
-    eio_url,
-    json_error,
-    parse_open,
-    request,
-    ws_open,
-    ws_upgrade_request,
-    ws_url,
-)
+from tests.clients.http import RawConnection, json_error
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import eio_target, eio_url, parse_open, request, ws_upgrade_request, ws_url
+from tests.clients.ws import ws_open
 
 HANDSHAKE_KEYS = {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
 

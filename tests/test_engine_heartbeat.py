@@ -8,8 +8,10 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.conftest import wait_for
-from tests.rawclient import EngineRecorder, Polling, ws_open, ws_receive, ws_wait_closed
+from tests.clients.loops import wait_for
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.ws import ws_open, ws_receive, ws_wait_closed
 
 INTERVAL = 0.2
 TIMEOUT = 0.3

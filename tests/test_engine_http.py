@@ -10,18 +10,18 @@ import logging
 import aiohttp
 import pytest
 
-from tests.rawclient import (
+from tests.clients.http import RawConnection
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import (
     OP_TEXT,
-    EngineRecorder,
-    Polling,
-    RawConnection,
-    RawWebSocket,
     eio_target,
     parse_open,
     request,
     ws_frame,
     ws_upgrade_request,
 )
+from tests.clients.ws import RawWebSocket
 
 TEXT = {"Content-Type": "text/plain;charset=UTF-8"}
 

@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.rawclient import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONT,
-    OP_TEXT,
-    EngineRecorder,
-    Polling,
-    RawConnection,
-    RawWebSocket,
-    eio_target,
-    request,
-    ws_open,
-    ws_receive,
-    ws_wait_closed,
-)
+from tests.clients.http import RawConnection
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, eio_target, request
+from tests.clients.ws import RawWebSocket, ws_open, ws_receive, ws_wait_closed
 
 MAX = 1000
 

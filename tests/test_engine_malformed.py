@@ -9,22 +9,11 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.rawclient import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONT,
-    OP_TEXT,
-    EngineRecorder,
-    Polling,
-    RawConnection,
-    RawWebSocket,
-    eio_target,
-    request,
-    ws_frame,
-    ws_open,
-    ws_receive,
-    ws_wait_closed,
-)
+from tests.clients.http import RawConnection
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, eio_target, request, ws_frame
+from tests.clients.ws import RawWebSocket, ws_open, ws_receive, ws_wait_closed
 
 
 async def assert_alive(p: Polling, ws: aiohttp.ClientWebSocketResponse) -> None:

@@ -7,14 +7,10 @@ import asyncio
 
 import aiohttp
 
-from tests.rawclient import (
-    EngineRecorder,
-    Polling,
-    eio_url,
-    ws_open,
-    ws_receive,
-    ws_wait_closed,
-)
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import eio_url
+from tests.clients.ws import ws_open, ws_receive, ws_wait_closed
 
 
 # -- long-polling -----------------------------------------------------------------------------

@@ -22,20 +22,12 @@ import pytest
 import fastsio
 from fastsio.engine import EngineServer
 from fastsio.engine.options import negotiate_encoding
-from tests.conftest import wait_for
-from tests.rawclient import (
-    TIMEOUT,
-    EngineRecorder,
-    Polling,
-    RawConnection,
-    RawWebSocket,
-    eio_target,
-    eio_url,
-    request,
-    ws_open,
-    ws_receive,
-    ws_url,
-)
+from tests.clients.http import RawConnection
+from tests.clients.loops import wait_for
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import TIMEOUT, eio_target, eio_url, request, ws_url
+from tests.clients.ws import RawWebSocket, ws_open, ws_receive
 
 Pairs = list[tuple[str, str]]
 

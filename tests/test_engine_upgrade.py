@@ -8,16 +8,12 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.conftest import wait_for
-from tests.rawclient import (
-    EngineRecorder,
-    Polling,
-    json_error,
-    ws_open,
-    ws_receive,
-    ws_url,
-    ws_wait_closed,
-)
+from tests.clients.http import json_error
+from tests.clients.loops import wait_for
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import ws_url
+from tests.clients.ws import ws_open, ws_receive, ws_wait_closed
 
 
 async def probe(http: aiohttp.ClientSession, url: str, sid: str) -> aiohttp.ClientWebSocketResponse:

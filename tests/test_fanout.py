@@ -11,18 +11,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import pytest
-
 from fastsio._core import sio_packet
 from fastsio._core.eio_packet import ws_frame
-from tests.sio_helpers import Clients, RawClient
-
-
-@pytest.fixture
-async def clients(make_server: Any) -> Any:
-    pool = Clients()
-    yield pool
-    await pool.close()
+from tests.clients.sio import RawClient
 
 
 def python_calls(fn: Any) -> int:

@@ -9,7 +9,8 @@ import orjson
 import pytest
 import socketio
 
-from tests.attach_helpers import fetch, sio_clients
+from tests.clients.http import fetch
+from tests.clients.sio import sio_clients
 
 HANDSHAKE = "/socket.io/default/?transport=polling&EIO=4"
 

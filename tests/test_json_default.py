@@ -16,7 +16,7 @@ import pydantic
 import pytest
 import socketio
 
-from tests.attach_helpers import sio_clients
+from tests.clients.sio import sio_clients
 
 
 class Item(pydantic.BaseModel):

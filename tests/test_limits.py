@@ -4,35 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.test_socket import RawSio
+from tests.clients.loops import wait_for
 
 DEEP = '42["x",' + "[" * 10_000 + "]" * 10_000 + "]"
 WIDE = '42["x"' + ",1" * 50_000 + "]"
 
 
 @pytest.fixture
-async def pair(make_server):
+async def pair(make_server, clients):
     async def factory(**options):
         io, url = await make_server(**options)
         reasons: list[str] = []
         io.on("disconnect", lambda s, r: reasons.append(r))
         io.on("echo", lambda s, x: x)
-        bad = await RawSio.connect(url)
-        good = await RawSio.connect(url)
+        bad = await clients.raw(url)
+        good = await clients.raw(url)
         return io, bad, good, reasons
 
-    made = []
-
-    async def tracked(**options):
-        result = await factory(**options)
-        made.append(result)
-        return result
-
-    yield tracked
-    for _, bad, good, _ in made:
-        await bad.close()
-        await good.close()
+    return factory
 
 
 async def assert_only_bad_closed(bad, good, reasons):
@@ -70,8 +59,8 @@ async def test_too_many_attachments(pair):
 async def test_attachments_over_the_byte_limit(pair):
     _, bad, good, reasons = await pair(max_attachment_bytes=1000)
     await bad.send('452-["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]')
-    await bad.ws.send_bytes(b"a" * 600)
-    await bad.ws.send_bytes(b"b" * 600)
+    await bad.send(b"a" * 600)
+    await bad.send(b"b" * 600)
     await assert_only_bad_closed(bad, good, reasons)
 
 
@@ -83,7 +72,7 @@ async def test_attachments_that_never_come_time_out(pair):
 
 async def test_binary_frame_without_a_binary_packet(pair):
     _, bad, good, reasons = await pair()
-    await bad.ws.send_bytes(b"\x00\x01")
+    await bad.send(b"\x00\x01")
     await assert_only_bad_closed(bad, good, reasons)
 
 

@@ -11,15 +11,7 @@ import pytest
 import socketio
 
 import fastsio
-from tests.conftest import wait_for
-from tests.socket_helpers import ClientPool
-
-
-@pytest.fixture
-async def clients():
-    pool = ClientPool()
-    yield pool
-    await pool.close()
+from tests.clients.loops import wait_for
 
 
 async def test_middlewares_run_in_order_before_connect(make_server, clients):
@@ -69,7 +61,7 @@ async def test_middleware_errors_refuse_the_connection(make_server, clients, err
     assert errors == [{"message": "Authentication error"}]
     assert later == connections == connects == []
     # On the wire: CONNECT_ERROR with the message only.
-    raw = await clients.raw(url, nsp=None)
+    raw = await clients.raw(url, None)
     assert await raw.try_connect() == '44{"message":"Authentication error"}'
     assert io.sockets.sockets == {}
 
@@ -88,7 +80,7 @@ async def test_middleware_error_carries_data(make_server, clients):
         await clients.connect(url, client)
     await wait_for(lambda: errors)
     assert errors == [{"message": "Authentication error", "data": {"a": "b", "c": 3}}]
-    raw = await clients.raw(url, nsp=None)
+    raw = await clients.raw(url, None)
     assert await raw.try_connect() == (
         '44{"message":"Authentication error","data":{"a":"b","c":3}}')
 
@@ -106,7 +98,7 @@ async def test_refusal_message_defaults(make_server, clients):
     def bare(socket):
         raise KeyError
 
-    raw = await clients.raw(url, nsp=None)
+    raw = await clients.raw(url, None)
     assert await raw.try_connect("/chat") == '44/chat,{"message":"Connection refused"}'
     assert await raw.try_connect("/quiet") == '44/quiet,{"message":"KeyError"}'
 
@@ -147,7 +139,7 @@ async def test_connection_fires_only_after_lengthy_middlewares(make_server, clie
 
 async def test_middleware_result_is_ignored_once_the_connection_closed(make_server, clients):
     io, url = await make_server()
-    raw = await clients.raw(url, nsp=None)
+    raw = await clients.raw(url, None)
     done: list[fastsio.Socket] = []
     connections: list[object] = []
     disconnects: list[object] = []
@@ -202,7 +194,7 @@ async def test_connect_with_a_middleware_on_every_transport(make_server, clients
     client = await clients.connect(url, transports=transports)
     assert client.connected
     assert len(ran) == 1
-    raw = await clients.raw(url, nsp=None)
+    raw = await clients.raw(url, None)
     assert (await raw.try_connect()).startswith('40{"sid":')
 
 
@@ -261,7 +253,7 @@ async def test_refused_client_keeps_its_connection_and_may_retry(make_server, cl
         if len(attempts) == 1:
             raise fastsio.ConnectionRefused("not yet")
 
-    raw = await clients.raw(url, nsp=None)
+    raw = await clients.raw(url, None)
     assert await raw.try_connect() == '44{"message":"not yet"}'
     assert (await raw.try_connect()).startswith('40{"sid":')
     assert len(io.sockets.sockets) == 1
@@ -289,7 +281,7 @@ async def test_middleware_slower_than_connect_timeout(make_server, clients):
         await release.wait()
 
     io.on("connection", connections.append)
-    raw = await clients.raw(url, nsp=None)
+    raw = await clients.raw(url, None)
     await raw.send("40")
     assert await raw.closed(timeout=2) == []
     release.set()
@@ -309,7 +301,7 @@ async def test_dynamic_namespace_middlewares_apply_to_every_child(make_server, c
         if int(socket.nsp.name.rsplit("-", 1)[1]) % 2:
             raise fastsio.ConnectionRefused("odd")
 
-    raw = await clients.raw(url, nsp=None)
+    raw = await clients.raw(url, None)
     assert (await raw.try_connect("/room-2")).startswith('40/room-2,{"sid":')
     assert await raw.try_connect("/room-3") == '44/room-3,{"message":"odd"}'
     assert ran == ["/room-2", "/room-3"]

@@ -19,18 +19,10 @@ from typing import Any
 import pytest
 
 import fastsio
-from tests.conftest import wait_for
-from tests.sio_helpers import Clients, names, settle
+from tests.clients.loops import wait_for
+from tests.clients.sio import Clients, names, settle
 
 DYNAMIC = re.compile(r"^/dynamic-\d+$")
-
-
-@pytest.fixture
-async def clients(make_server: Any) -> Any:
-    """Clients for one test, closed before the server (``make_server`` is torn down last)."""
-    pool = Clients()
-    yield pool
-    await pool.close()
 
 
 def server_socket(io: fastsio.Server, sid: str, ns: str = "/") -> fastsio.Socket:

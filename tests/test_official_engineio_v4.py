@@ -20,7 +20,9 @@ import pytest
 
 from fastsio.engine.server import EngineServer
 from fastsio.engine.socket import EngineSocket
-from tests.rawclient import SuiteClient, parse_open, ws_receive, ws_wait_closed
+from tests.clients.http import SuiteClient
+from tests.clients.wire import parse_open
+from tests.clients.ws import ws_receive, ws_wait_closed
 
 PING_INTERVAL = 300
 PING_TIMEOUT = 200

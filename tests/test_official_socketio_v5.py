@@ -22,7 +22,9 @@ import orjson
 import pytest
 
 import fastsio
-from tests.rawclient import SuiteClient, parse_open, ws_receive, ws_wait_closed
+from tests.clients.http import SuiteClient
+from tests.clients.wire import parse_open
+from tests.clients.ws import ws_receive, ws_wait_closed
 
 PING_INTERVAL = 300
 PING_TIMEOUT = 200

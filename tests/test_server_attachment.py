@@ -16,7 +16,8 @@ import socketio
 
 import fastsio
 import fastsio.static
-from tests.attach_helpers import fetch, sio_clients
+from tests.clients.http import fetch
+from tests.clients.sio import sio_clients
 
 CLIENT_DIST = Path(__file__).resolve().parent.parent / "node_modules" / "socket.io-client" / "dist"
 BUNDLES = ["socket.io.js", "socket.io.min.js", "socket.io.msgpack.min.js", "socket.io.esm.min.js"]

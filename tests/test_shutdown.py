@@ -14,18 +14,12 @@ import pytest
 
 import fastsio
 from fastsio.adapter import Adapter, Session
-from tests.attach_helpers import EioPolling, port_of, sio_clients
-from tests.conftest import wait_for
-from tests.rawclient import (
-    OP_CLOSE,
-    OP_TEXT,
-    RawConnection,
-    RawWebSocket,
-    eio_target,
-    parse_open,
-    request,
-)
-from tests.test_backpressure import stalled_client
+from tests.clients.http import RawConnection
+from tests.clients.loops import wait_for
+from tests.clients.polling import Polling
+from tests.clients.sio import sio_clients
+from tests.clients.wire import OP_CLOSE, OP_TEXT, eio_target, parse_open, port_of, request
+from tests.clients.ws import RawWebSocket, stalled_client
 
 BURST = 2000  # events of about 1 KB: 2 MB queued at once, under max_queued_bytes
 PAYLOAD = "x" * 1000
@@ -80,10 +74,9 @@ async def test_a_burst_before_close_reaches_a_polling_client_before_the_close(
     already has: the listener is closed), the close packet on the GET after them."""
     io, url = await make_server()
     async with aiohttp.ClientSession() as http:
-        p = EioPolling(http, url)
-        await p.handshake()
-        assert await p.push("40") == 200
-        assert (await p.poll())[0].startswith("40{")
+        p = await Polling.open(http, url)
+        assert (await p.post("40"))[0] == 200
+        assert (await p.get_packets())[0].startswith("40{")
         pending = asyncio.ensure_future(p.poll_until_close(max_polls=10)) if parked else None
         if parked:
             await wait_for(lambda: io.engine.clients[p.sid].writable)
@@ -234,9 +227,8 @@ async def test_close_returns_by_the_deadline_whatever_the_clients_do(make_server
     io, url = await make_server()
     writer, sock = await stalled_client(url)
     async with aiohttp.ClientSession() as http:
-        p = EioPolling(http, url)
-        await p.handshake()
-        assert await p.push("40") == 200
+        p = await Polling.open(http, url)
+        assert (await p.post("40"))[0] == 200
         await wait_for(lambda: len(io.sockets.sockets) == 2)
         burst(io)
         loop = asyncio.get_running_loop()
@@ -303,10 +295,9 @@ async def test_graceful_close_then_restart(make_server):
 async def test_shutdown_timeout_is_the_default_of_close(make_server):
     io, url = await make_server(shutdown_timeout=5)
     async with aiohttp.ClientSession() as http:
-        p = EioPolling(http, url)
-        await p.handshake()
-        assert await p.push("40") == 200
-        assert (await p.poll())[0].startswith("40{")
+        p = await Polling.open(http, url)
+        assert (await p.post("40"))[0] == 200
+        assert (await p.get_packets())[0].startswith("40{")
         io.emit("last", 1)
         closing = asyncio.ensure_future(io.close())
         await asyncio.sleep(0.05)

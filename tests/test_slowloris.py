@@ -6,29 +6,25 @@ off after its timeout, and everything the server held for it is released."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import weakref
 from typing import Any
 
 import pytest
 
 import fastsio
-from fastsio.client import Client
-from fastsio.engine.http import HttpConnection
-from fastsio.engine.polling import PollingTransport
-from fastsio.engine.socket import EngineSocket
 from fastsio.engine.websocket import WebSocketTransport
-from tests.conftest import wait_for
-from tests.rawclient import (
+from tests.clients.http import RawConnection
+from tests.clients.loops import wait_for
+from tests.clients.server_side import server_objects
+from tests.clients.wire import (
     OP_CLOSE,
     OP_TEXT,
-    RawConnection,
-    RawWebSocket,
     eio_target,
     parse_open,
     request,
     ws_upgrade_request,
 )
+from tests.clients.ws import RawWebSocket
 
 # Short timeouts so that each case takes a fraction of a second.
 REQUEST_TIMEOUT = 0.4
@@ -242,29 +238,6 @@ async def test_a_client_that_never_joins_a_namespace_is_closed(slow_server):
 
 
 # -- half-open connections -----------------------------------------------------------------------
-def server_objects(io: fastsio.Server) -> dict[str, int]:
-    """How many of the server's per-connection objects are still alive (after a collection).
-    EngineSocket, Client, transports and HTTP connections have no ``__weakref__`` slot (memory
-    per connection), so they are found through the garbage collector instead."""
-    gc.collect()
-    engine = io.engine
-    counts = {"EngineSocket": 0, "Client": 0, "Socket": 0, "transport": 0, "HttpConnection": 0}
-    for obj in gc.get_objects():
-        kind = type(obj)
-        if kind is EngineSocket and obj.server is engine:
-            counts["EngineSocket"] += 1
-        elif kind is Client and obj.server is io:
-            counts["Client"] += 1
-        elif issubclass(kind, fastsio.Socket) and obj.nsp.server is io:
-            counts["Socket"] += 1
-        elif issubclass(kind, (WebSocketTransport, PollingTransport)):  # not picows's proxies
-            if getattr(obj.socket, "server", None) is engine:
-                counts["transport"] += 1
-        elif kind is HttpConnection and obj.server is engine:
-            counts["HttpConnection"] += 1
-    return {k: v for k, v in counts.items() if v}
-
-
 async def half_open_websocket(url: str) -> RawConnection:
     """Upgrade, join ``/``, then go silent: nothing read or written again, and no FIN."""
     ws = await RawWebSocket.open(url)

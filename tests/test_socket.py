@@ -15,90 +15,21 @@ import socketio
 
 import fastsio
 import fastsio.client
-from tests.conftest import wait_for
-from tests.socket_helpers import ClientPool
+from tests.clients.loops import wait_for
+from tests.clients.wire import ws_url
 
 
-def ws_url(url: str) -> str:
-    return url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-
-
-class RawSio:
-    """A minimal Socket.IO client over one WebSocket: exact bytes in, exact bytes out."""
-
-    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse):
-        self.session = session
-        self.ws = ws
-        self.sid = ""
-
-    @classmethod
-    async def connect(cls, url: str, nsp_connect: str | None = "40") -> RawSio:
-        session = aiohttp.ClientSession()
-        ws = await session.ws_connect(ws_url(url))
-        raw = cls(session, ws)
-        opened = await raw.recv()
-        assert opened.startswith("0{")
-        if nsp_connect is not None:
-            await raw.send(nsp_connect)
-            reply = await raw.recv()
-            assert reply.startswith("40{"), reply
-            raw.sid = json.loads(reply[2:])["sid"]
-        return raw
-
-    async def send(self, text: str) -> None:
-        await self.ws.send_str(text)
-
-    async def recv(self, timeout: float = 5.0) -> str:
-        while True:
-            msg = await self.ws.receive(timeout=timeout)
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                if msg.data == "2":  # answer heartbeats, keep them out of the assertions
-                    await self.ws.send_str("3")
-                    continue
-                return str(msg.data)
-            raise ConnectionError(f"not a text frame: {msg.type}")
-
-    async def closed(self, timeout: float = 5.0) -> bool:
-        """True once the server has closed the connection (frames before that are ignored)."""
-        try:
-            while True:
-                msg = await self.ws.receive(timeout=timeout)
-                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                                aiohttp.WSMsgType.CLOSING):
-                    return True
-        except asyncio.TimeoutError:
-            return False
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self.session.close()
-
-
-@pytest.fixture
-async def raw_clients():
-    made: list[RawSio] = []
-
-    async def factory(url: str, nsp_connect: str | None = "40") -> RawSio:
-        c = await RawSio.connect(url, nsp_connect)
-        made.append(c)
-        return c
-
-    yield factory
-    for c in made:
-        await c.close()
-
-
-async def test_connect_reply_carries_the_socket_id(make_server, raw_clients):
+async def test_connect_reply_carries_the_socket_id(make_server, clients):
     io, url = await make_server()
     ids = []
     io.on("connection", lambda s: ids.append(s.id))
-    c = await raw_clients(url)
+    c = await clients.raw(url)
     await wait_for(lambda: ids)
     assert ids == [c.sid]
     assert len(c.sid) == 20
 
 
-async def test_handler_return_value_is_the_ack(make_server, raw_clients):
+async def test_handler_return_value_is_the_ack(make_server, clients):
     io, url = await make_server()
 
     @io.on("sum")
@@ -109,19 +40,19 @@ async def test_handler_return_value_is_the_ack(make_server, raw_clients):
     async def pair(socket):
         return ("x", {"y": 1})
 
-    c = await raw_clients(url)
+    c = await clients.raw(url)
     await c.send('427["sum",2,3]')
     assert await c.recv() == "437[5]"
     await c.send('428["pair"]')
     assert await c.recv() == '438["x",{"y":1}]'
 
 
-async def test_direct_all_and_room_emits(make_server, raw_clients):
+async def test_direct_all_and_room_emits(make_server, clients):
     io, url = await make_server()
     sockets: dict[str, fastsio.Socket] = {}
     io.on("connection", lambda s: sockets.__setitem__(s.id, s))
-    a = await raw_clients(url)
-    b = await raw_clients(url)
+    a = await clients.raw(url)
+    b = await clients.raw(url)
     await wait_for(lambda: len(sockets) == 2)
     sockets[a.sid].emit("direct", 1)
     assert await a.recv() == '42["direct",1]'
@@ -138,7 +69,7 @@ async def test_direct_all_and_room_emits(make_server, raw_clients):
     assert sockets[b.sid].rooms == {b.sid}
 
 
-async def test_socket_to_room_excludes_the_sender(make_server, raw_clients):
+async def test_socket_to_room_excludes_the_sender(make_server, clients):
     io, url = await make_server()
 
     @io.on("connection")
@@ -149,19 +80,19 @@ async def test_socket_to_room_excludes_the_sender(make_server, raw_clients):
     def say(s, text):
         s.to("lobby").emit("said", text)
 
-    a = await raw_clients(url)
-    b = await raw_clients(url)
+    a = await clients.raw(url)
+    b = await clients.raw(url)
     await a.send('42["say","hi"]')
     assert await b.recv() == '42["said","hi"]'
     await a.send('42["say","again"]')
     assert await b.recv() == '42["said","again"]'
 
 
-async def test_server_emit_with_ack_and_callback(make_server, raw_clients):
+async def test_server_emit_with_ack_and_callback(make_server, clients):
     io, url = await make_server()
     sockets: list[fastsio.Socket] = []
     io.on("connection", sockets.append)
-    c = await raw_clients(url)
+    c = await clients.raw(url)
     await wait_for(lambda: sockets)
     pending = asyncio.ensure_future(sockets[0].emit_with_ack("question", 1))
     assert await c.recv() == '420["question",1]'
@@ -175,11 +106,11 @@ async def test_server_emit_with_ack_and_callback(make_server, raw_clients):
     assert got == [(1, 2)]
 
 
-async def test_ack_timeout(make_server, raw_clients):
+async def test_ack_timeout(make_server, clients):
     io, url = await make_server()
     sockets: list[fastsio.Socket] = []
     io.on("connection", sockets.append)
-    c = await raw_clients(url)
+    c = await clients.raw(url)
     await wait_for(lambda: sockets)
     with pytest.raises(fastsio.AckTimeout):
         await sockets[0].timeout(0.1).emit_with_ack("never")
@@ -187,13 +118,13 @@ async def test_ack_timeout(make_server, raw_clients):
 
 
 @pytest.mark.parametrize("bad", ['42{"a":1}', "4", "49", '42["disconnect"]', '42[]', '421-["x"]'])
-async def test_malformed_packet_closes_only_that_connection(make_server, raw_clients, bad):
+async def test_malformed_packet_closes_only_that_connection(make_server, clients, bad):
     io, url = await make_server()
     reasons: list[str] = []
     io.on("disconnect", lambda s, r: reasons.append(r))
     io.on("echo", lambda s, x: x)
-    bad_client = await raw_clients(url)
-    good = await raw_clients(url)
+    bad_client = await clients.raw(url)
+    good = await clients.raw(url)
     await bad_client.send(bad)
     assert await bad_client.closed()
     await wait_for(lambda: reasons)
@@ -203,15 +134,15 @@ async def test_malformed_packet_closes_only_that_connection(make_server, raw_cli
 
 
 async def test_event_before_connect_and_second_connect_close_the_connection(
-    make_server, raw_clients
+    make_server, clients
 ):
     io, url = await make_server()
     reasons: list[str] = []
     io.on("disconnect", lambda s, r: reasons.append(r))
-    early = await raw_clients(url, nsp_connect=None)
+    early = await clients.raw(url, None)
     await early.send('42["hello"]')
     assert await early.closed()
-    twice = await raw_clients(url)
+    twice = await clients.raw(url)
     await twice.send("40")
     assert await twice.closed()
     # The official server closes the client itself on a protocol violation.
@@ -226,7 +157,7 @@ async def test_reserved_event_names_raise_on_emit(make_server):
             io.emit(name)
 
 
-async def test_disconnect_reasons(make_server, raw_clients):
+async def test_disconnect_reasons(make_server, clients):
     io, url = await make_server()
     sockets: dict[str, fastsio.Socket] = {}
     reasons: dict[str, str] = {}
@@ -235,24 +166,24 @@ async def test_disconnect_reasons(make_server, raw_clients):
     io.on("disconnecting", lambda s, r: rooms_at_disconnecting.__setitem__(s.id, s.rooms))
     io.on("disconnect", lambda s, r: reasons.__setitem__(s.id, r))
 
-    by_client = await raw_clients(url)
+    by_client = await clients.raw(url)
     await by_client.send("41")
     await wait_for(lambda: by_client.sid in reasons)
     assert reasons[by_client.sid] == "client namespace disconnect"
     assert rooms_at_disconnecting[by_client.sid] == {by_client.sid, "r"}
 
-    by_server = await raw_clients(url)
+    by_server = await clients.raw(url)
     await wait_for(lambda: by_server.sid in sockets)
     sockets[by_server.sid].disconnect()
     assert await by_server.recv() == "41"
     assert reasons[by_server.sid] == "server namespace disconnect"
 
-    closing = await raw_clients(url)
+    closing = await clients.raw(url)
     await closing.ws.close()
     await wait_for(lambda: closing.sid in reasons)
     assert reasons[closing.sid] == "transport close"
 
-    closed_by_server = await raw_clients(url)
+    closed_by_server = await clients.raw(url)
     await wait_for(lambda: closed_by_server.sid in sockets)
     sockets[closed_by_server.sid].disconnect(close=True)
     assert await closed_by_server.recv() == "41"
@@ -300,13 +231,6 @@ IMAGE = bytes(range(256)) * 128
 TEXT_PLAIN = {"Content-Type": "text/plain;charset=UTF-8"}
 RESERVED = ("connect", "connect_error", "disconnect", "disconnecting", "newListener",
             "removeListener")
-
-
-@pytest.fixture
-async def clients():
-    pool = ClientPool()
-    yield pool
-    await pool.close()
 
 
 async def connected_socket(io, clients, url, nsp="/", **connect_options):
@@ -439,7 +363,7 @@ async def test_undecodable_packet_errors_the_sockets_then_forced_close(make_serv
     raw = await clients.raw(url)
     await raw.connect("/other")
     await raw.send('42["x"')  # no closing bracket
-    await raw.closed()
+    await raw.until_closed()
     await wait_for(lambda: len(reasons) == 2)
     assert sorted(reasons) == [("/", "forced close"), ("/other", "forced close")]
     assert sorted(name for name, _ in errors) == ["/", "/other"]
@@ -680,7 +604,7 @@ async def test_receive_all_events_from_a_namespaced_client_immediately_and_in_or
     io, url = await make_server()
     letters: list[str] = []
     io.of("/chat").on("connection", lambda s: s.on("hi", letters.append))
-    raw = await clients.raw(url, nsp=None)
+    raw = await clients.raw(url, None)
     # The event follows the CONNECT without waiting for the server's answer.
     await raw.send("40/chat,")
     await raw.send('42/chat,["hi","a"]')
@@ -822,7 +746,7 @@ async def test_late_ack_after_disconnect_is_ignored(make_server, clients):
     s.disconnect()
     assert await raw.recv() == "41"
     await raw.send("430[1]")  # no socket any more on "/": the connection is closed
-    await raw.closed()
+    await raw.until_closed()
     assert acked == []
 
 
@@ -885,7 +809,7 @@ async def test_secondary_namespace_handshake_has_the_auth_not_the_query(make_ser
 async def test_handshake_fields(make_server, clients):
     io, url = await make_server()
     before = time.time()
-    raw = await clients.raw(url, nsp=None, query="foo=bar", Origin="http://example.com")
+    raw = await clients.raw(url, None, query="foo=bar", Origin="http://example.com")
     await raw.connect("/", auth={"token": "abc"})
     after = time.time()
     hs = io.sockets.sockets[raw.sid].handshake
@@ -1032,7 +956,7 @@ async def test_illegal_attachments_reach_the_error_listener(make_server, clients
     s.on("error", errors.append)
     s.on("disconnect", reasons.append)
     await raw.send(packet)
-    await raw.closed()
+    await raw.until_closed()
     await wait_for(lambda: reasons)
     assert reasons == ["forced close"]
     assert len(errors) == 1
@@ -1048,7 +972,7 @@ async def test_bad_packet_without_error_listener_does_not_crash(make_server, cli
     io.on("disconnect", lambda s, r: reasons.append(r))
     raw = await clients.raw(url)
     await raw.send(packet)
-    await raw.closed()
+    await raw.until_closed()
     await wait_for(lambda: reasons)
     other = await clients.connect(url)
     assert await other.call("echo", "still serving", timeout=5) == "still serving"
@@ -1156,7 +1080,7 @@ async def test_rooms_joined_in_a_failed_middleware_are_left(make_server, clients
     assert io.of("/").sockets == {}
 
 
-async def test_no_room_joined_after_disconnection(make_server, raw_clients):
+async def test_no_room_joined_after_disconnection(make_server, clients):
     """The client gets the CONNECT reply, then the DISCONNECT, in that order and on every loop.
     (Read raw: python-socketio's client drops a DISCONNECT handled before its ``connect()`` has
     resumed, which on CPython 3.12 and 3.13 it is, so it would never report this one.)"""
@@ -1170,7 +1094,7 @@ async def test_no_room_joined_after_disconnection(make_server, raw_clients):
         s.join(["room2", "room3"])
 
     io.on("disconnect", lambda s, r: reasons.append(r))
-    c = await raw_clients(url)  # reads the CONNECT reply
+    c = await clients.raw(url)  # reads the CONNECT reply
     assert await c.recv() == "41"
     await wait_for(lambda: reasons)
     assert reasons == ["server namespace disconnect"]
@@ -1254,7 +1178,7 @@ async def test_disconnect_reason_parse_error(make_server, clients):
     io.on("disconnect", lambda s, r: reasons.append(r))
     raw = await clients.raw(url)
     await raw.send("x")  # not an Engine.IO packet type
-    await raw.closed()
+    await raw.until_closed()
     await wait_for(lambda: reasons)
     assert reasons == ["parse error"]
 
@@ -1327,8 +1251,8 @@ async def test_connect_timeout_closes_a_client_that_joins_no_namespace(make_serv
     io, url = await make_server(connect_timeout=0.3)
     io.on("ping", lambda s: "pong")
     joined = await clients.raw(url)
-    idle = await clients.raw(url, nsp=None)
-    await idle.closed(timeout=2)
+    idle = await clients.raw(url, None)
+    await idle.until_closed(timeout=2)
     # The client that joined in time (its deadline passed before the idle one's) stays.
     assert len(io.engine.clients) == 1
     await joined.send('422["ping"]')

@@ -6,17 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from tests.conftest import wait_for
-from tests.socket_helpers import ClientPool
-
-
-@pytest.fixture
-async def clients():
-    pool = ClientPool()
-    yield pool
-    await pool.close()
+from tests.clients.loops import wait_for
 
 
 async def test_middlewares_run_in_order_and_may_rewrite_the_packet(make_server, clients):

@@ -11,15 +11,7 @@ import asyncio
 import pytest
 
 import fastsio
-from tests.conftest import wait_for
-from tests.socket_helpers import ClientPool
-
-
-@pytest.fixture
-async def clients():
-    pool = ClientPool()
-    yield pool
-    await pool.close()
+from tests.clients.loops import wait_for
 
 
 async def raw_socket(io, clients, url):

@@ -19,8 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 import fastsio
 import fastsio.metrics
 from fastsio import trace
-from tests.attach_helpers import fetch, sio_clients
-from tests.conftest import wait_for
+from tests.clients.http import fetch
+from tests.clients.loops import wait_for
+from tests.clients.sio import sio_clients
 
 
 async def test_stats_count_packets_bytes_broadcasts_and_disconnects(make_server):

@@ -14,13 +14,10 @@ from typing import Any
 import aiohttp
 
 from fastsio.engine.timers import RESOLUTION, TimerWheel
-from tests.rawclient import (
-    OP_TEXT,
-    EngineRecorder,
-    Polling,
-    RawWebSocket,
-    eio_target,
-)
+from tests.clients.polling import Polling
+from tests.clients.server_side import EngineRecorder
+from tests.clients.wire import OP_TEXT, eio_target
+from tests.clients.ws import RawWebSocket
 
 # How late a deadline may be seen to fire on this shared 2-core machine, beyond what the loop
 # itself was late (LoopLag): the loop's own latency (a wheel bucket is 100 ms, so a bucket-late

@@ -22,7 +22,7 @@ import pytest
 import socketio
 
 import fastsio
-from tests.attach_helpers import sio_clients
+from tests.clients.sio import sio_clients
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import socketio
 
 import fastsio
 from fastsio import BroadcastOptions
-from tests.attach_helpers import sio_clients
-from tests.conftest import wait_for
+from tests.clients.loops import wait_for
+from tests.clients.sio import sio_clients
 
 SOCKETS_COUNT = 3
 

@@ -12,86 +12,15 @@ import aiohttp
 import orjson
 
 import fastsio
-from tests.attach_helpers import TIMEOUT, sio_clients
-from tests.conftest import wait_for
+from tests.clients.loops import wait_for
+from tests.clients.polling import V3Polling
+from tests.clients.sio import sio_clients
+from tests.clients.wire import TIMEOUT, ws_url
 
 
-# -- a bare Engine.IO v3 / Socket.IO v2 client --------------------------------------------------
-def js_len(text: str) -> int:
-    """A string's length as JavaScript counts it (UTF-16 code units): v3 payloads use it."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def v3_encode(packets: list[str]) -> str:
-    return "".join(f"{js_len(p)}:{p}" for p in packets)
-
-
-def v3_decode(body: str) -> list[str]:
-    packets = []
-    i = 0
-    while i < len(body):
-        colon = body.index(":", i)
-        want = int(body[i:colon])
-        j, units = colon + 1, 0
-        while units < want:
-            units += 2 if ord(body[j]) > 0xFFFF else 1
-            j += 1
-        assert units == want, body
-        packets.append(body[colon + 1 : j])
-        i = j
-    return packets
-
-
-class V2Polling:
-    """One Engine.IO v3 long-polling session."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http = http
-        self.url = url
-        self.sid = ""
-        self.open: dict = {}
-        self.queue: list[str] = []
-
-    def _url(self, sid: bool = True) -> str:
-        q = "?EIO=3&transport=polling"
-        return f"{self.url}/socket.io/{q}" + (f"&sid={self.sid}" if sid else "")
-
-    async def handshake(self) -> None:
-        async with self.http.get(self._url(sid=False), timeout=TIMEOUT) as r:
-            body = await r.text()
-            assert r.status == 200, (r.status, body)
-        packets = v3_decode(body)
-        assert packets[0].startswith("0{"), packets
-        self.open = orjson.loads(packets[0][1:])
-        self.sid = self.open["sid"]
-        self.queue.extend(packets[1:])
-
-    async def send(self, *packets: str) -> None:
-        async with self.http.post(
-            self._url(),
-            data=v3_encode(list(packets)).encode(),
-            headers={"Content-Type": "text/plain;charset=UTF-8"},
-            timeout=TIMEOUT,
-        ) as r:
-            assert r.status == 200, (r.status, await r.text())
-            await r.read()
-
-    async def poll(self) -> list[str]:
-        async with self.http.get(self._url(), timeout=TIMEOUT) as r:
-            body = await r.text()
-            assert r.status == 200, (r.status, body)
-        return [p for p in v3_decode(body) if p != "6"]
-
-    async def recv(self) -> str:
-        while not self.queue:
-            self.queue.extend(await self.poll())
-        return self.queue.pop(0)
-
-
-async def _v2_session(http: aiohttp.ClientSession, url: str) -> V2Polling:
+async def _v2_session(http: aiohttp.ClientSession, url: str) -> V3Polling:
     """Handshake, then the CONNECT for ``/`` that the server sends without being asked."""
-    client = V2Polling(http, url)
-    await client.handshake()
+    client = await V3Polling.open(http, url)
     assert await client.recv() == "40"
     return client
 
@@ -102,17 +31,16 @@ async def test_v2_client_connects_when_allow_eio3(make_server):
     connected: list[fastsio.Socket] = []
     io.on("connection", connected.append)
     async with aiohttp.ClientSession() as http:
-        client = V2Polling(http, url)
-        await client.handshake()
-        assert client.open["upgrades"] == ["websocket"]
-        assert client.open["pingInterval"] == 300
-        assert client.open["pingTimeout"] == 200
+        client = await V3Polling.open(http, url)
+        assert client.handshake["upgrades"] == ["websocket"]
+        assert client.handshake["pingInterval"] == 300
+        assert client.handshake["pingTimeout"] == 200
         # The server joins ``/`` itself and says so with a v3 CONNECT (no payload).
         assert await client.recv() == "40"
         await wait_for(lambda: len(connected) == 1)
         # A v2 client knows its socket by the Engine.IO session id.
         assert connected[0].id == client.sid
-        await client.send("1")
+        await client.post("1")
 
 
 async def test_v2_client_connects_to_a_namespace_with_a_query(make_server):
@@ -121,20 +49,21 @@ async def test_v2_client_connects_to_a_namespace_with_a_query(make_server):
     io.of("/the-namespace").on("connection", connected.append)
     async with aiohttp.ClientSession() as http:
         client = await _v2_session(http, url)
-        await client.send("40/the-namespace?test=123,")
+        await client.post("40/the-namespace?test=123,")
         assert await client.recv() == "40/the-namespace,"
         await wait_for(lambda: len(connected) == 1)
         sock = connected[0]
         assert sock.handshake.auth == {"test": "123"}
         assert sock.id == "/the-namespace#" + client.sid
-        await client.send("1")
+        await client.post("1")
 
 
 async def test_v2_client_refused_without_allow_eio3(make_server):
     io, url = await make_server()
     async with aiohttp.ClientSession() as http:
         for query in ("EIO=3&transport=polling", "transport=polling"):
-            async with http.get(f"{url}/socket.io/?{query}", timeout=TIMEOUT) as r:
+            timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+            async with http.get(f"{url}/socket.io/?{query}", timeout=timeout) as r:
                 assert r.status == 400
                 assert orjson.loads(await r.read()) == {
                     "code": 5,
@@ -142,9 +71,10 @@ async def test_v2_client_refused_without_allow_eio3(make_server):
                 }
         # Over WebSocket no session opens either: the handshake is refused, or (as the official
         # server does) the connection ends before any open packet.
-        ws_url = url.replace("http", "ws") + "/socket.io/?EIO=3&transport=websocket"
         try:
-            ws = await http.ws_connect(ws_url, timeout=aiohttp.ClientWSTimeout(ws_close=1.0))
+            ws = await http.ws_connect(
+                ws_url(url, EIO="3"), timeout=aiohttp.ClientWSTimeout(ws_close=1.0)
+            )
         except aiohttp.WSServerHandshakeError as exc:
             assert exc.status == 400
         else:
@@ -180,10 +110,10 @@ async def test_v2_events_acks_and_payload_lengths(make_server):
     async with aiohttp.ClientSession() as http:
         client = await _v2_session(http, url)
         assert await client.recv() == '42["hello","héllo 😀"]'
-        await client.send('42["echo","ü😀"]', '427["echo","𝄞"]')
+        await client.post('42["echo","ü😀"]', '427["echo","𝄞"]')
         assert await client.recv() == '437["𝄞!"]'
         assert received == ["ü😀", "𝄞"]
-        await client.send("1")
+        await client.post("1")
 
 
 async def test_v2_heartbeat_is_started_by_the_client(make_server):
@@ -196,10 +126,10 @@ async def test_v2_heartbeat_is_started_by_the_client(make_server):
             pending = asyncio.ensure_future(client.poll())
             await asyncio.sleep(0.3)  # past pingInterval, before pingInterval + pingTimeout
             assert not pending.done(), pending.result()
-            await client.send("2")
+            await client.post("2")
             assert await asyncio.wait_for(pending, 5) == ["3"]
         assert client.sid in io.engine.clients
-        await client.send("1")
+        await client.post("1")
 
 
 async def test_v2_middleware_error_carries_the_message_only(make_server):
@@ -211,9 +141,9 @@ async def test_v2_middleware_error_carries_the_message_only(make_server):
 
     async with aiohttp.ClientSession() as http:
         client = await _v2_session(http, url)
-        await client.send("40/private,")
+        await client.post("40/private,")
         assert await client.recv() == '44/private,"not authorized"'
-        await client.send("1")
+        await client.post("1")
 
 
 async def test_v2_websocket_upgrade(make_server):
@@ -221,9 +151,7 @@ async def test_v2_websocket_upgrade(make_server):
     io.on("ping", lambda sock: sock.emit("pong", 1))
     async with aiohttp.ClientSession() as http:
         client = await _v2_session(http, url)
-        ws = await http.ws_connect(
-            url.replace("http", "ws") + f"/socket.io/?EIO=3&transport=websocket&sid={client.sid}"
-        )
+        ws = await http.ws_connect(ws_url(url, client.sid, EIO="3"))
         try:
             await ws.send_str("2probe")
             assert (await ws.receive(5)).data == "3probe"
@@ -243,9 +171,7 @@ async def test_v2_websocket_only(make_server):
     connected: list[fastsio.Socket] = []
     io.on("connection", connected.append)
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(
-            url.replace("http", "ws") + "/socket.io/?EIO=3&transport=websocket"
-        )
+        ws = await http.ws_connect(ws_url(url, EIO="3"))
         try:
             opened = await ws.receive(5)
             assert opened.data.startswith("0{")

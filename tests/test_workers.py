@@ -25,22 +25,15 @@ import pytest
 
 import fastsio
 from fastsio.workers import TAGS, WorkerRouter
+from tests.clients.http import KeepAlive, fetch_blocking
+from tests.clients.loops import wait_for
+from tests.clients.node import NodeClient
+from tests.clients.polling import BlockingPolling, Polling
+from tests.clients.wire import eio_target, split_payload
+from tests.workers_helpers import APP, REPO, Command, cpu_seconds, pid_gone
 
-from . import rawclient
-from .conftest import wait_for
-from .interop.node import NodeClient
-from .workers_helpers import (
-    APP,
-    EIO,
-    REPO,
-    Command,
-    KeepAlive,
-    Polling,
-    cpu_seconds,
-    fetch,
-    packets,
-    pid_gone,
-)
+EIO = eio_target()
+
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +133,7 @@ async def test_js_client_stays_on_its_worker(
 
 
 def test_sessions_spread_over_workers_and_stick(two_workers: Command) -> None:
-    sessions = [Polling(two_workers.url) for _ in range(6)]
+    sessions = [BlockingPolling(two_workers.url) for _ in range(6)]
     seen = set()
     for s in sessions:
         pids = {s.call("whoami")[0] for _ in range(3)}
@@ -166,16 +159,16 @@ def test_keep_alive_connection_shared_by_sessions(two_workers: Command) -> None:
         assert a.send("POST", f"{EIO}&sid={sid_b}", b"40") == (200, b"ok")
         assert a.send("POST", f"{EIO}&sid={sid_a}", b"40") == (200, b"ok")
         status, body = a.send("GET", f"{EIO}&sid={sid_b}")
-        assert status == 200 and packets(body)[0].startswith("40{"), body
+        assert status == 200 and split_payload(body)[0].startswith("40{"), body
         status, body = b.send("GET", f"{EIO}&sid={sid_a}")
-        assert status == 200 and packets(body)[0].startswith("40{"), body
+        assert status == 200 and split_payload(body)[0].startswith("40{"), body
         # A body that arrives with the headers travels with the connection.
         assert b.send("POST", f"{EIO}&sid={sid_b}", b'421["echo","' + b"y" * 20000 + b'"]') == (
             200, b"ok"
         )
         status, body = a.send("GET", f"{EIO}&sid={sid_b}")
         worker_b = two_workers.worker_pids()[TAGS.index(sid_b[0])]
-        assert packets(body) == [f'431[{worker_b},"{"y" * 20000}"]'], body[:100]
+        assert split_payload(body) == [f'431[{worker_b},"{"y" * 20000}"]'], body[:100]
     finally:
         a.close()
         b.close()
@@ -196,11 +189,11 @@ def test_garbage_and_silent_connections_leave_the_parent_serving(two_workers: Co
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET /socket.io/?EIO=4&transport=pol")
     # A forged session id: the worker it names says the session is unknown.
-    status, body = fetch(f"{two_workers.url}{EIO}&sid={TAGS[1]}{'x' * 20}")
+    status, body = fetch_blocking(f"{two_workers.url}{EIO}&sid={TAGS[1]}{'x' * 20}")
     assert status == 400 and orjson.loads(body)["code"] == 1
-    status, body = fetch(f"{two_workers.url}{EIO}&sid=%25%00")
+    status, body = fetch_blocking(f"{two_workers.url}{EIO}&sid=%25%00")
     assert status == 400
-    assert Polling(two_workers.url).call("whoami")[0] in two_workers.worker_pids().values()
+    assert BlockingPolling(two_workers.url).call("whoami")[0] in two_workers.worker_pids().values()
     assert not any("Traceback" in line for line in two_workers.lines), two_workers.log()
 
 
@@ -212,7 +205,7 @@ def test_dead_worker_is_restarted_and_gets_the_new_sessions() -> None:
     cmd.started(2)
     try:
         old = cmd.worker_pids()
-        sessions = [Polling(cmd.url) for _ in range(4)]
+        sessions = [BlockingPolling(cmd.url) for _ in range(4)]
         # A new session goes to the worker with the fewest: two each.
         assert sorted(s.sid[0] for s in sessions) == [TAGS[0]] * 2 + [TAGS[1]] * 2
         on_0 = [s for s in sessions if s.sid[0] == TAGS[0]]
@@ -225,12 +218,12 @@ def test_dead_worker_is_restarted_and_gets_the_new_sessions() -> None:
         cmd.wait_line(rf"worker 0 \(pid {new}\) serving", after=mark)
         # Its sessions are gone (their clients are told so, and reconnect) ...
         for s in on_0:
-            status, body = fetch(s.url)
+            status, body = fetch_blocking(s.url)
             assert status == 400, body
             assert orjson.loads(body) == {"code": 1, "message": "Session ID unknown"}
         # ... the other worker's live on, and new sessions go to the fresh worker first.
         assert [s.call("whoami") for s in on_1] == [[old[1]]] * 2
-        assert [Polling(cmd.url).call("whoami") for _ in range(2)] == [[new]] * 2
+        assert [BlockingPolling(cmd.url).call("whoami") for _ in range(2)] == [[new]] * 2
     finally:
         assert cmd.stop() == 0, cmd.log()
 
@@ -241,9 +234,9 @@ def test_stop_closes_every_process_gracefully(ctrl_c: bool) -> None:
         "--workers", "2", "--no-shared-state", "--shutdown-timeout", "3", own_group=ctrl_c
     ).started(2)
     pids = cmd.worker_pids()
-    session = Polling(cmd.url)
+    session = BlockingPolling(cmd.url)
     got: list[tuple[int, bytes]] = []
-    pending = threading.Thread(target=lambda: got.append(fetch(session.url)))
+    pending = threading.Thread(target=lambda: got.append(fetch_blocking(session.url)))
     pending.start()
     time.sleep(0.3)  # the long-polling GET is waiting in its worker
     started = time.monotonic()
@@ -251,7 +244,7 @@ def test_stop_closes_every_process_gracefully(ctrl_c: bool) -> None:
     assert time.monotonic() - started < 3 + 2
     pending.join(5)
     # The waiting GET got the close packet: the client knows the server went away.
-    assert got and got[0][0] == 200 and packets(got[0][1])[-1] == "1", got
+    assert got and got[0][0] == 200 and split_payload(got[0][1])[-1] == "1", got
     assert all(pid_gone(pid) for pid in pids.values())
     assert "fastsio: all workers stopped" in cmd.log()
     with pytest.raises(OSError):
@@ -278,7 +271,7 @@ def test_out_of_file_descriptors_pauses_accepting_then_serves() -> None:
         for s in held:
             s.close()
         held = []
-        assert Polling(cmd.url).call("whoami")[0] in cmd.worker_pids().values()
+        assert BlockingPolling(cmd.url).call("whoami")[0] in cmd.worker_pids().values()
     finally:
         for s in held:
             s.close()
@@ -327,7 +320,7 @@ async def test_set_adapter_replaces_every_namespace_adapter(make_server: Any) ->
     io.of("/late")
     assert made[-1] == "/late"
     async with aiohttp.ClientSession() as http:
-        session = await rawclient.Polling.open(http, url)
+        session = await Polling.open(http, url)
         assert await session.post("40") == (200, "ok")
         await wait_for(lambda: bool(io.sockets.sockets))
         with pytest.raises(RuntimeError, match="after clients connected"):

@@ -1,24 +1,17 @@
 """Helpers for the ``fastsio run`` tests (tests/test_workers.py, tests/cluster/test_workers.py):
-the command in a subprocess with its log, and plain-HTTP polling clients on their own sockets."""
+the command in a subprocess with its log, and what the tests read of its processes (the clients
+they use are tests/clients' blocking ones)."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
-
-import orjson
-
-from .rawclient import request
 
 REPO = Path(__file__).resolve().parents[1]
 APP = "tests.workers_app:io"
@@ -117,88 +110,6 @@ class Command:
             self._reader.join(5)
             assert self.proc.stderr is not None
             self.proc.stderr.close()
-
-
-# -- plain HTTP --------------------------------------------------------------------------------
-EIO = "/socket.io/?EIO=4&transport=polling"
-
-
-def packets(body: bytes) -> list[str]:
-    return body.decode().split("\x1e") if body else []
-
-
-def fetch(url: str, body: bytes | None = None) -> tuple[int, bytes]:
-    """One request on its own TCP connection (urllib closes it): each goes through the parent."""
-    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-class Polling:
-    """One Socket.IO session over polling, every request on a new connection."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        status, body = fetch(base + EIO)
-        assert status == 200, body
-        self.sid: str = orjson.loads(body[1:])["sid"]
-        self.url = f"{base}{EIO}&sid={self.sid}"
-        assert fetch(self.url, b"40") == (200, b"ok")
-        assert any(p.startswith("40{") for p in self.get()), "no CONNECT answer"
-        self._ack = 0
-
-    def get(self) -> list[str]:
-        status, body = fetch(self.url)
-        assert status == 200, body
-        return packets(body)
-
-    def call(self, event: str, *args: Any) -> Any:
-        """Emit with an ack over the session; the ack's arguments."""
-        self._ack += 1
-        payload = orjson.dumps([event, *args]).decode()
-        assert fetch(self.url, f"42{self._ack}{payload}".encode()) == (200, b"ok")
-        prefix = f"43{self._ack}"
-        for _ in range(5):
-            for p in self.get():
-                if p.startswith(prefix):
-                    return orjson.loads(p[len(prefix):])
-        raise AssertionError(f"no ack {self._ack}")
-
-
-class KeepAlive:
-    """One keep-alive TCP connection carrying whatever requests the test writes on it."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-
-    def send(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
-        self.sock.sendall(request(method, target, body=body))
-        while b"\r\n\r\n" not in self.buf:
-            self._more()
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        assert not any(line.lower() == "connection: close" for line in lines), lines
-        length = next(
-            int(line.split(":", 1)[1])
-            for line in lines
-            if line.lower().startswith("content-length:")
-        )
-        while len(self.buf) < length:
-            self._more()
-        body, self.buf = self.buf[:length], self.buf[length:]
-        return int(lines[0].split()[1]), body
-
-    def _more(self) -> None:
-        data = self.sock.recv(65536)
-        assert data, "connection closed"
-        self.buf += data
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.interop.node import REPO, from_js, require_node, to_js
+from tests.clients.node import REPO, from_js, require_node, to_js
 
 SERVER_JS = Path(__file__).resolve().parent / "js" / "server.mjs"
 ADAPTER_PACKAGE = REPO / "node_modules" / "@socket.io" / "redis-streams-adapter" / "package.json"

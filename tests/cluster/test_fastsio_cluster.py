@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 import fastsio
 from fastsio import AckTimeout
 from fastsio.cluster import AsyncEmitter, Emitter
-from tests.conftest import wait_for
+from tests.clients.loops import wait_for
 
-from .conftest import Cluster
+from .members import Cluster
 
 RECOVERY = {"max_disconnection_duration": 10.0}
 RECONNECT = {"reconnection": True, "reconnectionDelay": 300, "reconnectionDelayMax": 300}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import Cluster
+from .members import Cluster
 
 
 async def test_broadcast_both_directions(cluster: Cluster) -> None:

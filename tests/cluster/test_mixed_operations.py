@@ -11,9 +11,9 @@ import pytest
 
 import fastsio
 from fastsio import AckTimeout
-from tests.interop.node import NodeClient
+from tests.clients.node import NodeClient
 
-from .conftest import Cluster
+from .members import Cluster
 from .nodeserver import NodeServer
 
 ACKS = {"ask": "echo"}
@@ -248,7 +248,7 @@ async def test_requests_time_out_with_what_was_gathered(cluster: Cluster) -> Non
 
 
 async def pytest_wait(predicate: Any, timeout: float = 5.0) -> None:
-    from tests.conftest import wait_for
+    from tests.clients.loops import wait_for
 
     await wait_for(predicate, timeout)
 

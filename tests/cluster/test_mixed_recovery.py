@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.interop.node import NodeClient
+from tests.clients.node import NodeClient
 
-from .conftest import Cluster
+from .members import Cluster
 from .redisserver import free_port
 
 RECOVERY_PY = {"max_disconnection_duration": 10.0}

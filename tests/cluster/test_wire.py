@@ -9,7 +9,7 @@ import json
 import subprocess
 
 from fastsio.cluster import wire
-from tests.interop.node import REPO, require_node
+from tests.clients.node import REPO, require_node
 
 NAMES = ["/", "/notifications", "/chat", "/é日本", "/a" * 40, "/\U0001f600"]
 

@@ -11,9 +11,10 @@ import time
 import fastsio
 from fastsio.cli import apply_redis
 from fastsio.cluster import RedisStreamsAdapter
+from tests.clients.node import NodeClient
+from tests.clients.polling import BlockingPolling
+from tests.workers_helpers import Command
 
-from ..interop.node import NodeClient
-from ..workers_helpers import Command, Polling
 from .redisserver import RedisServer
 
 
@@ -37,7 +38,7 @@ def test_one_worker_with_redis_uses_the_adapter(redis_server: RedisServer) -> No
     cmd = Command("--redis", redis_server.url, "--shutdown-timeout", "0.3")
     try:
         port = cmd.wait_line(r"fastsio listening on http://127\.0\.0\.1:(\d+)").group(1)
-        session = Polling(f"http://127.0.0.1:{port}")
+        session = BlockingPolling(f"http://127.0.0.1:{port}")
         assert session.call("shout", "through redis") == [cmd.proc.pid]
         # The broadcast went to the stream (written in the background), where the other nodes
         # read it.

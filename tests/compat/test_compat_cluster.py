@@ -11,8 +11,8 @@ import pytest
 import socketio as psio
 
 from fastsio import compat as socketio
+from tests.clients.loops import wait_for
 from tests.cluster.redisserver import RedisServer
-from tests.conftest import wait_for
 
 TIMEOUT = 5
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.interop.node import NodeClient
-
-from .conftest import get_server
-from .test_compat_apps import EXPECTED_BASICS, basics, connect
+from .scenarios import EXPECTED_BASICS, basics, connect
+from .servers import get_server
 
 DOCS_APP = "tests.compat.apps.docs_app:app"
 
@@ -107,12 +105,11 @@ async def test_catch_all_namespaces_match_python_socketio(app_servers):
 
 
 @pytest.mark.parametrize("impl", ["fastsio", "python-socketio"])
-async def test_official_js_client(app_servers, impl):
+async def test_official_js_client(app_servers, js_client, impl):
     """The official client against the docs app (both servers): acks, call() answered by the
     client's ack, call() timing out on a client that does not ack, refusal data, rooms."""
     server = get_server(app_servers, "uvicorn", DOCS_APP, impl)
-    client = await NodeClient.start(server.url, auth={"user": "js"},
-                                    acks={"question": ["js answer"]})
+    client = await js_client(server.url, auth={"user": "js"}, acks={"question": ["js answer"]})
     try:
         await client.connected()
         assert await client.emit_with_ack("whoami") == ["js"]
@@ -125,7 +122,7 @@ async def test_official_js_client(app_servers, impl):
         assert await client.emit_with_ack("whatever", 1) == [["caught", "whatever", [1]]]
     finally:
         await client.close()
-    refused = await NodeClient.start(server.url, auth={"token": "refuse"})
+    refused = await js_client(server.url, auth={"token": "refuse"})
     try:
         err = await refused.connect_error()
         assert err["message"] == "authentication failed"
@@ -140,12 +137,12 @@ async def test_official_js_client(app_servers, impl):
     ("fastsio-run", DOCS_APP, {}),
     ("uvicorn", "tests.compat.apps.mounted_app:app", {"path": "/ws/socket.io"}),
 ], ids=["aiohttp", "hypercorn", "own-front", "fastapi-mount"])
-async def test_official_js_client_on_every_front(app_servers, front, app, opts):
+async def test_official_js_client_on_every_front(app_servers, js_client, front, app, opts):
     """The official client (polling, then the upgrade) against the docs app wherever it is
     deployed."""
     server = get_server(app_servers, front, app)
-    client = await NodeClient.start(server.url, auth={"user": "js"},
-                                    acks={"question": ["js answer"]}, **opts)
+    client = await js_client(server.url, auth={"user": "js"}, acks={"question": ["js answer"]},
+                             **opts)
     try:
         await client.connected()
         assert await client.emit_with_ack("whoami") == ["js"]

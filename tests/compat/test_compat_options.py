@@ -12,8 +12,8 @@ import pytest
 import socketio as psio
 
 from fastsio import compat as socketio
-from tests.conftest import wait_for
-from tests.rawclient import ws_open, ws_receive
+from tests.clients.loops import wait_for
+from tests.clients.ws import ws_open, ws_receive
 
 TIMEOUT = 5
 

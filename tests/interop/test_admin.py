@@ -11,9 +11,8 @@ import pytest
 
 import fastsio
 import fastsio.admin
-from tests.conftest import wait_for
-
-from .node import REPO, from_js, require_node
+from tests.clients.loops import wait_for
+from tests.clients.node import REPO, from_js, require_node
 
 USER = "admin"
 PASSWORD = "s3cret-p4ss"

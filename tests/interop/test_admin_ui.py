@@ -13,8 +13,7 @@ from aiohttp import web
 import fastsio
 import fastsio.admin
 from tests.browser import Browser
-
-from .node import REPO
+from tests.clients.node import REPO
 
 UI_DIST = REPO / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"
 

@@ -11,11 +11,8 @@ import statistics
 import pytest
 
 import fastsio
-from tests.conftest import wait_for
-
-from .node import REPO, array_buffer, binary_types, from_js, require_node
-
-IDLE_MANY_JS = REPO / "tests" / "interop" / "js" / "idle_many.mjs"
+from tests.clients.loops import wait_for
+from tests.clients.node import array_buffer, binary_types, from_js
 
 TRANSPORTS = {
     "websocket": ["websocket"],
@@ -490,7 +487,7 @@ async def test_broadcast_acks(make_server, js_client):
     assert sorted(info.value.responses) == ["from-0", "from-1", "from-2"]
 
 
-async def test_idle_clients_opened_over_time_get_every_ping_on_time(make_server):
+async def test_idle_clients_opened_over_time_get_every_ping_on_time(make_server, js_script):
     """Issue 13: official clients opened over time and left idle must each get a ping every
     ping_interval (the client closes with "ping timeout" when none comes within
     ping_interval + ping_timeout). The server pinged late, by up to ping_timeout, whenever a
@@ -501,12 +498,8 @@ async def test_idle_clients_opened_over_time_get_every_ping_on_time(make_server)
     count, spread_ms, observe_ms = 60, 1500, 2200
     config = {"url": url, "count": count, "spreadMs": spread_ms, "observeMs": observe_ms,
               "opts": {"transports": ["websocket"]}}
-    proc = await asyncio.create_subprocess_exec(
-        require_node(), str(IDLE_MANY_JS), json.dumps(config), cwd=str(REPO),
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "NODE_NO_WARNINGS": "1"},
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), (spread_ms + observe_ms) / 1000 + 20)
-    clients = json.loads(out)["clients"]
+    script = await js_script("idle_many.mjs", json.dumps(config))
+    clients = (await script.result((spread_ms + observe_ms) / 1000 + 20))["clients"]
     assert len(clients) == count
     gaps = [g / 1000 for c in clients for g in c["gaps"]]
     # Each client got a ping every interval: none came after the client's own deadline (it

@@ -11,7 +11,8 @@ import pytest
 import socketio
 
 import fastsio
-from tests.conftest import wait_for
+from tests.clients.loops import wait_for
+from tests.clients.sio import SioClient
 
 TRANSPORTS = {
     "websocket": ["websocket"],
@@ -19,67 +20,6 @@ TRANSPORTS = {
     "upgrade": ["polling", "websocket"],
 }
 transports = pytest.mark.parametrize("transports", list(TRANSPORTS.values()), ids=list(TRANSPORTS))
-
-
-class Recorder:
-    """Every event a client gets in ``namespaces`` (handlers registered for a name, such as the
-    ones that answer acks, are not seen here), plus its disconnect reasons."""
-
-    def __init__(self, client: socketio.AsyncClient, *namespaces: str) -> None:
-        self.events: list[tuple[str, str, tuple[Any, ...]]] = []
-        self.disconnects: list[tuple[str, str]] = []
-        self.connect_errors: list[tuple[str, Any]] = []
-        self._changed = asyncio.Event()
-        for ns in namespaces or ("/",):
-            client.on("*", self._catch_all(ns), namespace=ns)
-            client.on("disconnect", self._on_disconnect(ns), namespace=ns)
-            client.on("connect_error", self._on_connect_error(ns), namespace=ns)
-
-    def _catch_all(self, ns: str) -> Any:
-        def handler(event: str, *args: Any) -> None:
-            self.events.append((ns, event, args))
-            self._changed.set()
-
-        return handler
-
-    def _on_disconnect(self, ns: str) -> Any:
-        def handler(reason: str) -> None:
-            self.disconnects.append((ns, reason))
-            self._changed.set()
-
-        return handler
-
-    def _on_connect_error(self, ns: str) -> Any:
-        def handler(data: Any = None) -> None:
-            self.connect_errors.append((ns, data))
-            self._changed.set()
-
-        return handler
-
-    def args(self, event: str, ns: str = "/") -> list[tuple[Any, ...]]:
-        return [a for n, e, a in self.events if n == ns and e == event]
-
-    async def wait(self, event: str, ns: str = "/", count: int = 1) -> tuple[Any, ...]:
-        """The args of the ``count``-th ``event`` in ``ns``, waiting up to 5 s for it."""
-        await self._until(lambda: len(self.args(event, ns)) >= count, f"event {event!r}")
-        return self.args(event, ns)[count - 1]
-
-    async def disconnected(self, ns: str = "/") -> str:
-        await self._until(lambda: any(n == ns for n, _ in self.disconnects), "disconnect")
-        return next(r for n, r in self.disconnects if n == ns)
-
-    async def _until(self, predicate: Any, what: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while not predicate():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(f"no {what} in 5 s; got {self.events} {self.disconnects}")
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
 
 
 def track_connections(nsp: Any) -> asyncio.Queue[fastsio.Socket]:
@@ -155,7 +95,7 @@ async def test_server_emits_to_one_client(make_server, py_client, transports):
         socket.emit("welcome", socket.id, {"n": 1, "list": [1, "a", None]})
 
     client = py_client()
-    rec = Recorder(client)
+    rec = SioClient(["/"], client)
 
     @client.on("question")
     def question(n):
@@ -187,7 +127,7 @@ async def test_broadcast_and_rooms(make_server, py_client):
     clients, recs = [], []
     for t in TRANSPORTS.values():
         c = py_client()
-        recs.append(Recorder(c))
+        recs.append(SioClient(["/"], c))
         await c.connect(url, transports=t)
         clients.append(c)
     a, b, c = clients
@@ -203,15 +143,15 @@ async def test_broadcast_and_rooms(make_server, py_client):
     io.emit("end")
     for r in recs:
         await r.wait("end")
-    assert ra.args("news") == [(1,)] and rb.args("news") == [(1,)]
-    assert rc.args("news") == []
+    assert ra.got("news") == [(1,)] and rb.got("news") == [(1,)]
+    assert rc.got("news") == []
 
     await a.emit("tell", ("red", "hi from a"))
     assert await rb.wait("peer") == (a.get_sid("/"), "hi from a")
     io.emit("end")
     for r in recs:
         await r.wait("end", count=2)
-    assert ra.args("peer") == [] and rc.args("peer") == []
+    assert ra.got("peer") == [] and rc.got("peer") == []
 
 
 @transports
@@ -230,7 +170,7 @@ async def test_binary_both_directions(make_server, py_client, transports):
         socket.emit("down", {"a": b"\x00\x01", "b": [b"\x02", {"c": b"\x03"}]}, "text", big)
 
     client = py_client()
-    rec = Recorder(client)
+    rec = SioClient(["/"], client)
     await client.connect(url, transports=transports)
     payload = {"buf": b"\x00\x01\x02\xfe\xff", "nested": [{"deep": b"\x80" * 10}, b""],
                "big": big, "n": 1}
@@ -270,11 +210,11 @@ async def test_client_disconnects(make_server, py_client, transports):
     received = received_messages(io)
     gone = track_disconnections(io)
     client = py_client()
-    rec = Recorder(client)
+    rec = SioClient(["/"], client)
     await client.connect(url, transports=transports)
     sid = client.get_sid("/")
     await client.disconnect()
-    assert await rec.disconnected() == client.reason.CLIENT_DISCONNECT
+    assert await rec.wait_disconnect() == client.reason.CLIENT_DISCONNECT
     gone_sid, reason = await get(gone)
     assert gone_sid == sid
     # python-engineio's disconnect() queues DISCONNECT and CLOSE for its write loop, then closes
@@ -301,11 +241,11 @@ async def test_server_disconnects(make_server, py_client, close, transports):
         socket.disconnect(close=close)
 
     client = py_client()
-    rec = Recorder(client)
+    rec = SioClient(["/"], client)
     await client.connect(url, transports=transports)
     sid = client.get_sid("/")
     await client.emit("kick-me")
-    assert await rec.disconnected() == client.reason.SERVER_DISCONNECT
+    assert await rec.wait_disconnect() == client.reason.SERVER_DISCONNECT
     assert await get(gone) == (sid, "server namespace disconnect")
     assert io.sockets.sockets == {}
 
@@ -324,7 +264,7 @@ async def test_namespaces_share_one_connection(make_server, py_client):
         return "root"
 
     client = py_client()
-    rec = Recorder(client, "/", "/admin")
+    rec = SioClient(["/", "/admin"], client)
     await client.connect(url, namespaces=["/", "/admin"])
     root, adm = await get(roots), await get(admins)
     assert root.client is adm.client  # multiplexed over one Engine.IO connection
@@ -337,11 +277,11 @@ async def test_namespaces_share_one_connection(make_server, py_client):
     io.emit("root-news", 2)
     assert await rec.wait("admin-news", "/admin") == (1,)
     assert await rec.wait("root-news", "/") == (2,)
-    assert rec.args("root-news", "/admin") == [] and rec.args("admin-news", "/") == []
+    assert rec.got("root-news", "/admin") == [] and rec.got("admin-news", "/") == []
 
     # Leaving one namespace from the server keeps the other.
     adm.disconnect()
-    assert await rec.disconnected("/admin") == client.reason.SERVER_DISCONNECT
+    assert await rec.wait_disconnect("/admin") == client.reason.SERVER_DISCONNECT
     assert await client.call("whoami", timeout=5) == "root"
     assert root.connected
 
@@ -356,7 +296,7 @@ async def test_dynamic_namespace(make_server, py_client):
         return socket.nsp.name
 
     client = py_client()
-    rec = Recorder(client, "/dyn-42")
+    rec = SioClient(["/dyn-42"], client)
     await client.connect(url, namespaces=["/dyn-42"])
     sock = await get(sockets)
     assert sock.nsp.name == "/dyn-42" and sock.id == client.get_sid("/dyn-42")
@@ -365,7 +305,7 @@ async def test_dynamic_namespace(make_server, py_client):
     assert await rec.wait("to-children", "/dyn-42") == ("x",)
 
     other = py_client()
-    other_rec = Recorder(other, "/dyn-abc")
+    other_rec = SioClient(["/dyn-abc"], other)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await other.connect(url, namespaces=["/dyn-abc"])
     assert other_rec.connect_errors == [("/dyn-abc", {"message": "Invalid namespace"})]
@@ -374,7 +314,7 @@ async def test_dynamic_namespace(make_server, py_client):
 async def test_unknown_namespace(make_server, py_client):
     _, url = await make_server()
     client = py_client()
-    rec = Recorder(client, "/nope")
+    rec = SioClient(["/nope"], client)
     with pytest.raises(socketio.exceptions.ConnectionError, match="/nope"):
         await client.connect(url, namespaces=["/nope"])
     assert rec.connect_errors == [("/nope", {"message": "Invalid namespace"})]
@@ -389,7 +329,7 @@ async def test_middleware_refuses(make_server, py_client):
             raise fastsio.ConnectionRefused("not authorized", data={"code": 401})
 
     bad = py_client()
-    rec = Recorder(bad)
+    rec = SioClient(["/"], bad)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await bad.connect(url, auth={"token": "bad"})
     assert rec.connect_errors == [("/", {"message": "not authorized", "data": {"code": 401}})]

@@ -1,7 +1,9 @@
-"""Drive the official JS client (``js/client.mjs``, over ``socket.io-client``) from the tests.
+"""Drive the official JS client (``socket.io-client``) from the tests: :class:`NodeClient`
+(``js/client.mjs``) step by step, :class:`NodeScript` for the scripts that run many sockets
+or a whole scenario on their own (``js/*.mjs``).
 
-One Node process is one client socket. Steps go to it as JSON lines on stdin; what happens comes
-back as JSON lines on stdout (see the header of ``client.mjs``). Binary values travel as
+One NodeClient process is one client socket. Steps go to it as JSON lines on stdin; what happens
+comes back as JSON lines on stdout (see the header of ``client.mjs``). Binary values travel as
 ``{"$bin": base64, "$type": ...}`` and are bytes on this side.
 """
 
@@ -19,10 +21,12 @@ from typing import Any
 
 import pytest
 
+from tests.clients.wire import TIMEOUT
+
 REPO = Path(__file__).resolve().parents[2]
-CLIENT_JS = Path(__file__).resolve().parent / "js" / "client.mjs"
+JS = Path(__file__).resolve().parent / "js"
+CLIENT_JS = JS / "client.mjs"
 CLIENT_PACKAGE = REPO / "node_modules" / "socket.io-client" / "package.json"
-TIMEOUT = 5.0
 
 Message = dict[str, Any]
 
@@ -285,3 +289,43 @@ class NodeClient:
                     await asyncio.wait_for(self._exited.wait(), 3)
         finally:
             transport.close()
+
+
+class NodeScript:
+    """One run of a script of ``js/`` (``socket.io-client`` sockets it drives itself): its
+    arguments on the command line, its JSON lines on stdout."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
+        self.proc = proc
+        self.name = name
+
+    @classmethod
+    async def start(cls, name: str, *args: str) -> NodeScript:
+        proc = await asyncio.create_subprocess_exec(
+            require_node(), str(JS / name), *args, cwd=str(REPO),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "NODE_NO_WARNINGS": "1"},
+        )
+        return cls(proc, name)
+
+    async def next_line(self, timeout: float = 10.0) -> Any:
+        """The next JSON line (the script failed when it ends without one)."""
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        assert line, f"{self.name} ended: " + (await self.proc.stderr.read()).decode()
+        return json.loads(line)
+
+    async def result(self, timeout: float) -> Any:
+        """What the script printed (one JSON document), once it exited with status 0."""
+        out, err = await asyncio.wait_for(self.proc.communicate(), timeout)
+        assert self.proc.returncode == 0, (self.name, self.proc.returncode, err.decode())
+        return json.loads(out)
+
+    async def wait(self, timeout: float = 10.0) -> int:
+        return await asyncio.wait_for(self.proc.wait(), timeout)
+
+    async def close(self) -> None:
+        """Kill the script if it still runs."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
