@@ -5,7 +5,10 @@ after the test and before the server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -21,6 +24,54 @@ from tests.clients.sio import Clients
 def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]]:
     """Every async test runs once per loop: ``[asyncio]`` and ``[uvloop]`` in its id."""
     return dict(loop_factories())
+
+
+# -- asyncio's debug mode (PYTHONASYNCIODEBUG=1, a CI pass) -------------------------------------
+# The loop's own checks then raise in the test (a call from another thread, a coroutine where a
+# callback belongs); what it only logs is taken here: an ERROR from the "asyncio" logger (a task
+# destroyed while pending, an exception never retrieved, a callback that raised) fails the test
+# it arrived in; the slow callbacks it warns about (over 100 ms) are listed at the end, not
+# failed (on a shared 2-core machine any callback can be descheduled for that long).
+ASYNCIO_DEBUG = bool(os.environ.get("PYTHONASYNCIODEBUG")) or sys.flags.dev_mode
+
+
+class AsyncioLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+asyncio_log = AsyncioLog()
+slow_callbacks: list[tuple[str, str]] = []
+if ASYNCIO_DEBUG:
+    logging.getLogger("asyncio").addHandler(asyncio_log)
+
+
+@pytest.fixture(autouse=True)
+def asyncio_debug_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    if not ASYNCIO_DEBUG:
+        yield
+        return
+    start = len(asyncio_log.records)
+    yield
+    new = asyncio_log.records[start:]
+    slow_callbacks.extend((request.node.nodeid, r.getMessage()) for r in new
+                          if r.levelno < logging.ERROR)
+    errors = [f"{r.levelname}: {r.getMessage()}" for r in new if r.levelno >= logging.ERROR]
+    assert not errors, f"asyncio logged during the test: {errors}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not ASYNCIO_DEBUG:
+        return
+    terminalreporter.section("asyncio debug mode")
+    terminalreporter.write_line(f"{len(slow_callbacks)} slow-callback warnings "
+                                f"({len({t for t, _ in slow_callbacks})} tests)")
+    for test, message in slow_callbacks[:20]:
+        terminalreporter.write_line(f"  {test}: {message[:300]}")
 
 
 ServerFactory = Callable[..., Awaitable[tuple[fastsio.Server, str]]]

@@ -8,8 +8,6 @@ import contextvars
 import logging
 from typing import Any
 
-import pytest
-
 import fastsio
 from tests.clients.loops import wait_for
 from tests.clients.sio import RawClient
@@ -17,22 +15,7 @@ from tests.clients.sio import RawClient
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 
 
-@pytest.fixture
-async def raw():
-    made: list[RawClient] = []
-
-    async def factory(url: str) -> RawClient:
-        c = await RawClient.open(url)
-        made.append(c)
-        await c.connect()
-        return c
-
-    yield factory
-    for c in made:
-        await c.close()
-
-
-async def test_async_handler_that_never_suspends_acks_from_the_dispatch(make_server, raw):
+async def test_async_handler_that_never_suspends_acks_from_the_dispatch(make_server, clients):
     io, url = await make_server()
     tasks: list[Any] = []
 
@@ -41,14 +24,16 @@ async def test_async_handler_that_never_suspends_acks_from_the_dispatch(make_ser
         tasks.append(asyncio.current_task())
         return n * 2
 
-    c = await raw(url)
+    c = await clients.raw(url)
     await c.send('425["double",21]')
     assert await c.recv() == "435[42]"
     # Run inside the dispatch of the packet (a transport callback), not in a task of its own.
     assert tasks == [None]
 
 
-async def test_async_handler_that_awaits_acks_later_and_does_not_hold_up_others(make_server, raw):
+async def test_async_handler_that_awaits_acks_later_and_does_not_hold_up_others(
+    make_server, clients
+):
     io, url = await make_server()
     seen: list[tuple[str, Any, str]] = []
     release = asyncio.Event()
@@ -67,7 +52,7 @@ async def test_async_handler_that_awaits_acks_later_and_does_not_hold_up_others(
         release.set()
         return VAR.get()
 
-    c = await raw(url)
+    c = await clients.raw(url)
     await c.send('420["slow",1]')
     await c.send('421["fast"]')
     # The slow one's context is its own: the sync handler does not see what it set.
@@ -79,7 +64,7 @@ async def test_async_handler_that_awaits_acks_later_and_does_not_hold_up_others(
     assert seen[0][2] == seen[1][2] == "slow"  # ...in the same context as its first step
 
 
-async def test_errors_before_and_after_the_first_await_are_logged(make_server, raw, caplog):
+async def test_errors_before_and_after_the_first_await_are_logged(make_server, clients, caplog):
     io, url = await make_server()
 
     @io.on("early")
@@ -96,7 +81,7 @@ async def test_errors_before_and_after_the_first_await_are_logged(make_server, r
         await asyncio.sleep(0)
         return "pong"
 
-    c = await raw(url)
+    c = await clients.raw(url)
     with caplog.at_level(logging.ERROR, "fastsio"):
         await c.send('420["early"]')
         await c.send('421["late"]')
@@ -111,7 +96,7 @@ async def test_errors_before_and_after_the_first_await_are_logged(make_server, r
     assert await c.recv() == '433["pong"]'
 
 
-async def test_events_of_one_client_start_in_arrival_order(make_server, raw):
+async def test_events_of_one_client_start_in_arrival_order(make_server, clients):
     io, url = await make_server()
     started: list[int] = []
 
@@ -127,7 +112,7 @@ async def test_events_of_one_client_start_in_arrival_order(make_server, raw):
             await asyncio.sleep(0.001 * (10 - i))
         return i
 
-    c = await raw(url)
+    c = await clients.raw(url)
     for i in range(10):
         await c.send(f'42{i}["{"async" if i % 2 else "sync"}",{i}]')
     acks = {await c.recv() for _ in range(10)}
@@ -135,7 +120,7 @@ async def test_events_of_one_client_start_in_arrival_order(make_server, raw):
     assert started == list(range(10))
 
 
-async def test_a_handler_that_cancels_itself_is_not_logged(make_server, raw, caplog):
+async def test_a_handler_that_cancels_itself_is_not_logged(make_server, clients, caplog):
     io, url = await make_server()
 
     @io.on("quit")
@@ -146,7 +131,7 @@ async def test_a_handler_that_cancels_itself_is_not_logged(make_server, raw, cap
     async def ok(socket):
         return 1
 
-    c = await raw(url)
+    c = await clients.raw(url)
     with caplog.at_level(logging.ERROR, "fastsio"):
         await c.send('420["quit"]')
         await c.send('421["ok"]')

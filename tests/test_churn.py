@@ -30,7 +30,6 @@ from tests.clients.server_side import server_objects
 from tests.clients.wire import (
     OP_CLOSE,
     eio_target,
-    parse_open,
     request,
     ws_frame,
     ws_upgrade_request,
@@ -93,10 +92,7 @@ async def recv_packet(ws: RawWebSocket) -> str:
 
 async def ws_joined(url: str) -> RawWebSocket:
     ws = await RawWebSocket.open(url)
-    assert (await ws.upgrade(eio_target("websocket"))).status == 101
-    await ws.recv_text()
-    ws.send_text("40")
-    assert (await recv_packet(ws)).startswith("40{")
+    await ws.join()
     return ws
 
 
@@ -121,8 +117,7 @@ async def ws_rst(url: str) -> None:
 async def ws_before_connect(url: str) -> None:
     """Handshake done, gone before the Socket.IO CONNECT."""
     ws = await RawWebSocket.open(url)
-    assert (await ws.upgrade(eio_target("websocket"))).status == 101
-    await ws.recv_text()
+    await ws.handshake()
     reset(ws)
 
 
@@ -144,12 +139,7 @@ async def mid_request(url: str) -> None:
 async def polling_clean(url: str) -> None:
     """Join over polling, then the Engine.IO close packet."""
     conn = await RawConnection.open(url)
-    conn.write(request("GET", eio_target()))
-    sid = parse_open((await conn.read_response()).text)["sid"]
-    conn.write(request("POST", eio_target(sid=sid), body=b"40"))
-    assert (await conn.read_response()).status == 200
-    conn.write(request("GET", eio_target(sid=sid)))
-    assert (await conn.read_response()).text.startswith("40{")
+    sid = await conn.polling_join()
     conn.write(request("POST", eio_target(sid=sid), body=b"1"))
     assert (await conn.read_response()).status == 200
     await fin(conn)
@@ -158,8 +148,7 @@ async def polling_clean(url: str) -> None:
 async def polling_rst_with_parked_get(url: str) -> None:
     """A polling session whose pending GET's connection is reset."""
     conn = await RawConnection.open(url)
-    conn.write(request("GET", eio_target()))
-    sid = parse_open((await conn.read_response()).text)["sid"]
+    sid = await conn.polling_handshake()
     conn.write(request("GET", eio_target(sid=sid)))
     await asyncio.sleep(0)
     reset(conn)
@@ -291,13 +280,7 @@ async def end_websocket(ws: RawWebSocket, i: int) -> None:
 
 async def polling_joined(url: str) -> tuple[RawConnection, str]:
     conn = await RawConnection.open(url)
-    conn.write(request("GET", eio_target()))
-    sid = parse_open((await conn.read_response()).text)["sid"]
-    conn.write(request("POST", eio_target(sid=sid), body=b"40"))
-    assert (await conn.read_response()).status == 200
-    conn.write(request("GET", eio_target(sid=sid)))
-    assert (await conn.read_response()).text.startswith("40{")
-    return conn, sid
+    return conn, await conn.polling_join()
 
 
 async def mix_websocket(url: str, i: int) -> None:

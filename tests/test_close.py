@@ -17,7 +17,7 @@ import fastsio
 from tests.clients.loops import wait_for
 from tests.clients.polling import Polling
 from tests.clients.sio import sio_clients
-from tests.clients.wire import port_of
+from tests.clients.wire import port_of, ws_url
 
 FASTSIO_DIR = os.path.dirname(fastsio.__file__) + os.sep
 TRANSPORTS = [["polling"], ["websocket"], ["polling", "websocket"]]
@@ -115,9 +115,7 @@ async def test_close_closes_open_connections(make_server):
     )
     await reader.readexactly(length)
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(
-            url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-        )
+        ws = await http.ws_connect(ws_url(url))
         first = await ws.receive(5)
         assert first.type == aiohttp.WSMsgType.TEXT and first.data.startswith("0{")
         await io.close()

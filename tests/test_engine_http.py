@@ -26,20 +26,12 @@ from tests.clients.ws import RawWebSocket
 TEXT = {"Content-Type": "text/plain;charset=UTF-8"}
 
 
-async def handshake(conn: RawConnection) -> str:
-    conn.write(request("GET", eio_target()))
-    r = await conn.read_response()
-    assert r.status == 200
-    sid: str = parse_open(r.text)["sid"]
-    return sid
-
-
 async def test_keep_alive(make_server):
     """Handshake, POST and GET on one TCP connection."""
     io, url = await make_server()
     rec = EngineRecorder(io)
     async with await RawConnection.open(url) as conn:
-        sid = await handshake(conn)
+        sid = await conn.polling_handshake()
         assert rec.engine._http_connections and len(rec.engine._http_connections) == 1
         conn.write(request("POST", eio_target(sid=sid), TEXT, b"4one"))
         r = await conn.read_response()
@@ -69,7 +61,7 @@ async def test_pipelined_post_and_get(make_server):
     io, url = await make_server()
     rec = EngineRecorder(io)
     async with await RawConnection.open(url) as conn:
-        sid = await handshake(conn)
+        sid = await conn.polling_handshake()
         conn.write(
             request("POST", eio_target(sid=sid), TEXT, b"4a\x1e4b")
             + request("POST", eio_target(sid=sid), TEXT, b"4c")
@@ -102,7 +94,7 @@ async def test_pipelined_in_pieces(make_server):
     io, url = await make_server()
     EngineRecorder(io)
     async with await RawConnection.open(url) as conn:
-        sid = await handshake(conn)
+        sid = await conn.polling_handshake()
         data = request("POST", eio_target(sid=sid), TEXT, b"4split") + request(
             "GET", eio_target(sid=sid)
         )
@@ -118,7 +110,7 @@ async def test_chunked_post(make_server):
     io, url = await make_server()
     rec = EngineRecorder(io)
     async with await RawConnection.open(url) as conn:
-        sid = await handshake(conn)
+        sid = await conn.polling_handshake()
         body = b"3\r\n4he\r\n4\r\nllo\x1e\r\n2\r\n4!\r\n0\r\n\r\n"
         conn.write(
             request("POST", eio_target(sid=sid), {**TEXT, "Transfer-Encoding": "chunked"}, body)
@@ -134,7 +126,7 @@ async def test_expect_100_continue(make_server):
     io, url = await make_server(max_http_buffer_size=100)
     rec = EngineRecorder(io)
     async with await RawConnection.open(url) as conn:
-        sid = await handshake(conn)
+        sid = await conn.polling_handshake()
         head = request("POST", eio_target(sid=sid), {**TEXT, "Expect": "100-continue"}, b"4go")
         conn.write(head[:-3])
         r = await conn.read_head()
@@ -278,7 +270,7 @@ async def test_upgrade_after_polling_on_the_same_connection(make_server):
     io, url = await make_server()
     rec = EngineRecorder(io)
     async with await RawConnection.open(url) as conn:
-        sid = await handshake(conn)
+        sid = await conn.polling_handshake()
         conn.write(request("POST", eio_target(sid=sid), TEXT, b"4before"))
         assert (await conn.read_response()).text == "ok"
         conn.write(request("GET", eio_target(sid=sid)))
@@ -299,7 +291,7 @@ async def test_upgrade_behind_a_pending_request_is_refused(make_server):
     io, url = await make_server()
     EngineRecorder(io)
     async with await RawConnection.open(url) as conn:
-        sid = await handshake(conn)
+        sid = await conn.polling_handshake()
         conn.write(
             request("GET", eio_target(sid=sid)) + ws_upgrade_request(eio_target("websocket"))
         )

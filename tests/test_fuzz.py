@@ -23,6 +23,7 @@ import fastsio
 from tests.clients.fuzz import MEMORY_SLACK, QUICK, Harness, run_fuzz
 from tests.clients.loops import LOOPS, wait_for
 from tests.clients.sio import RawClient
+from tests.clients.wire import ws_url
 
 
 @pytest.mark.timeout(240)
@@ -157,15 +158,13 @@ async def lifecycle_records(make_server: Any, caplog: Any) -> tuple[
             await sio.emit("boom")
             await sio.disconnect()
         # Bad input, at every layer.
-        async with http.ws_connect(url.replace("http", "ws") + "/socket.io/?EIO=4&transport="
-                                   "websocket") as ws:
+        async with http.ws_connect(ws_url(url)) as ws:
             await ws.receive()
             await ws.send_str("40")
             await ws.receive()
             await ws.send_str('42["disconnect"]')  # reserved: closes the connection
             await ws.receive()
-        async with http.ws_connect(url.replace("http", "ws") + "/socket.io/?EIO=4&transport="
-                                   "websocket") as ws:
+        async with http.ws_connect(ws_url(url)) as ws:
             await ws.receive()
             await ws.send_str("40")
             await ws.receive()
@@ -178,8 +177,7 @@ async def lifecycle_records(make_server: Any, caplog: Any) -> tuple[
                              data="\x1e\x1e") as r:
             assert r.status == 400
         # A session that stops answering: ping timeout.
-        async with http.ws_connect(url.replace("http", "ws") + "/socket.io/?EIO=4&transport="
-                                   "websocket") as ws:
+        async with http.ws_connect(ws_url(url)) as ws:
             await ws.receive()
             await ws.send_str("40")
             await ws.receive()

@@ -283,7 +283,7 @@ async def test_middleware_slower_than_connect_timeout(make_server, clients):
     io.on("connection", connections.append)
     raw = await clients.raw(url, None)
     await raw.send("40")
-    assert await raw.closed(timeout=2) == []
+    assert await raw.until_closed(timeout=2) == []
     release.set()
     await asyncio.sleep(0.05)
     assert connections == []

@@ -241,10 +241,7 @@ async def test_a_client_that_never_joins_a_namespace_is_closed(slow_server):
 async def half_open_websocket(url: str) -> RawConnection:
     """Upgrade, join ``/``, then go silent: nothing read or written again, and no FIN."""
     ws = await RawWebSocket.open(url)
-    assert (await ws.upgrade(eio_target("websocket"))).status == 101
-    await ws.recv_text()
-    ws.send_text("40")
-    assert (await ws.recv_text()).startswith("40{")
+    await ws.join()
     ws.writer.transport.pause_reading()
     return ws
 
@@ -252,12 +249,7 @@ async def half_open_websocket(url: str) -> RawConnection:
 async def half_open_polling(url: str) -> RawConnection:
     """A polling client that joins ``/``, parks a GET, and goes silent."""
     conn = await RawConnection.open(url)
-    conn.write(request("GET", eio_target()))
-    sid = parse_open((await conn.read_response()).text)["sid"]
-    conn.write(request("POST", eio_target(sid=sid), body=b"40"))
-    assert (await conn.read_response()).status == 200
-    conn.write(request("GET", eio_target(sid=sid)))
-    assert (await conn.read_response()).text.startswith("40{")
+    sid = await conn.polling_join()
     conn.write(request("GET", eio_target(sid=sid)))  # parked: the ping will come on it
     conn.writer.transport.pause_reading()
     return conn

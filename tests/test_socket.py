@@ -467,9 +467,9 @@ async def test_receive_binary_exact_packets(make_server, clients):
     io.on("bin", lambda s, *args: got.append(args))
     raw = await clients.raw(url)
     await raw.send('452-["bin",{"_placeholder":true,"num":1},[{"_placeholder":true,"num":0}]]')
-    await raw.send_bytes(b"first")
+    await raw.send(b"first")
     assert not got  # still waiting for the second attachment
-    await raw.send_bytes(b"")
+    await raw.send(b"")
     await wait_for(lambda: got)
     assert got == [(b"", [b"first"])]
 
@@ -1014,7 +1014,7 @@ async def emit_binary_test_then_disconnect(raw):
     then leave the namespace (python-socketio's client drops packets queued right before its
     disconnect, so the frames are written by hand)."""
     await raw.send('451-["test",{"_placeholder":true,"num":0}]')
-    await raw.send_bytes(bytes(10))
+    await raw.send(bytes(10))
     await raw.send("41")
 
 

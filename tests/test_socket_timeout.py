@@ -118,7 +118,7 @@ async def test_timeout_callback_gets_every_ack_argument(make_server, clients):
     s.timeout(1).emit("many", callback=lambda *a: calls.append(a))
     assert await raw.recv() == '420["many"]'
     await raw.send('461-0[1,"2",{"_placeholder":true,"num":0}]')
-    await raw.send_bytes(b"\x03")
+    await raw.send(b"\x03")
     await wait_for(lambda: calls)
     assert calls == [(None, 1, "2", b"\x03")]
 

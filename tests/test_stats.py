@@ -22,6 +22,7 @@ from fastsio import trace
 from tests.clients.http import fetch
 from tests.clients.loops import wait_for
 from tests.clients.sio import sio_clients
+from tests.clients.wire import ws_url
 
 
 async def test_stats_count_packets_bytes_broadcasts_and_disconnects(make_server):
@@ -80,8 +81,7 @@ async def test_packet_counters_are_off_unless_asked_for(make_server):
 
 async def test_a_failed_recovery_is_counted(make_server):
     io, url = await make_server(connection_state_recovery=True)
-    ws_url = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url) as ws:
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(url)) as ws:
         assert str((await ws.receive(timeout=5)).data).startswith("0{")
         await ws.send_str("40" + json.dumps({"pid": "not-a-session", "offset": "0-0"}))
         reply = str((await ws.receive(timeout=5)).data)

@@ -186,7 +186,7 @@ cdef class Outbox:
                 for data, binary in packets:
                     self._add(ws_frame(data, binary))
             return
-        for data, binary in packets:
+        for data, _ in packets:
             size += PyBytes_GET_SIZE(data)
         self._add_packets(list(packets), size)
 

@@ -70,7 +70,9 @@ cdef class PacketLog:
         if size > self.max_bytes:
             self._evict_all()
             return seq, stamped
-        while self._count and (self._count == self.max_packets or self._bytes + size > self.max_bytes):
+        while self._count and (
+            self._count == self.max_packets or self._bytes + size > self.max_bytes
+        ):
             self._evict_oldest()
         slot = (self._first + self._count) % self.max_packets
         self._parts[slot] = stamped

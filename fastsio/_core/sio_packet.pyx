@@ -210,7 +210,6 @@ cdef object _reconstruct(object data, list buffers):
     cdef object container
     cdef object item
     cdef object key
-    cdef object num
     cdef Py_ssize_t k
     while stack:
         container = stack.pop()
@@ -269,7 +268,8 @@ cdef class Decoder:
         return self._pending is not None
 
     cpdef Packet add_text(self, bytes data, Py_ssize_t start=0):
-        """Decode a text packet; ``None`` when it is a binary packet still waiting for attachments."""
+        """Decode a text packet; ``None`` when it is a binary packet still waiting for its
+        attachments."""
         if self._pending is not None:
             raise UnexpectedText("got plaintext data when reconstructing a packet")
         cdef Packet p = decode(data, start, self.max_attachments, self.max_namespace_length,
@@ -449,7 +449,9 @@ cdef list _encode_parts(int type, str nsp, object data, object id):
     except TypeError:
         buffers = []
         clean = _deconstruct(data, buffers)
-        if buffers and type != EVENT and type != ACK and type != BINARY_EVENT and type != BINARY_ACK:
+        if buffers and (
+            type != EVENT and type != ACK and type != BINARY_EVENT and type != BINARY_ACK
+        ):
             raise TypeError("binary data is only allowed in EVENT and ACK packets")
         body = _dumps(clean)
         if buffers and (type == EVENT or type == ACK):

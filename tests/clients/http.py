@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
 
-from tests.clients.wire import TIMEOUT, host_port, parse_open, request
+from tests.clients.wire import TIMEOUT, eio_target, host_port, parse_open, request
 
 
 # -- through aiohttp --------------------------------------------------------------------------
@@ -182,6 +182,24 @@ class RawConnection:
         if length:
             r.body = await asyncio.wait_for(self.reader.readexactly(length), TIMEOUT)
         return r
+
+    async def polling_handshake(self) -> str:
+        """An Engine.IO v4 polling handshake on this connection; the session id."""
+        self.write(request("GET", eio_target()))
+        r = await self.read_response()
+        assert r.status == 200, (r.status, r.body)
+        sid: str = parse_open(r.text)["sid"]
+        return sid
+
+    async def polling_join(self) -> str:
+        """The handshake, then CONNECT to ``/`` and its answer (keep-alive on this one
+        connection); the Engine.IO session id."""
+        sid = await self.polling_handshake()
+        self.write(request("POST", eio_target(sid=sid), body=b"40"))
+        assert (await self.read_response()).status == 200
+        self.write(request("GET", eio_target(sid=sid)))
+        assert (await self.read_response()).text.startswith("40{")
+        return sid
 
     async def at_eof(self, timeout: float = TIMEOUT) -> bool:
         """True when the server closed the connection (after any unread bytes)."""

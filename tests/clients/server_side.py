@@ -1,5 +1,6 @@
 """The server's side of a test: what a test needs to see inside a running server (the
-per-connection objects still alive, the Engine.IO sessions and why they closed). Everything
+per-connection objects still alive, the Engine.IO sessions and why they closed, the sockets
+that connect and leave). Everything
 else in the toolkit is a client that knows nothing of fastsio's internals."""
 
 from __future__ import annotations
@@ -77,3 +78,22 @@ class EngineRecorder:
                 raise AssertionError(f"session {sid} still open")
             await asyncio.sleep(0.01)
         return self.closed[sid][0]
+
+
+def track_connections(nsp: Any) -> asyncio.Queue[fastsio.Socket]:
+    """A queue that gets every socket connecting to ``nsp``."""
+    queue: asyncio.Queue[fastsio.Socket] = asyncio.Queue()
+    nsp.on("connection", queue.put_nowait)
+    return queue
+
+
+def track_disconnections(nsp: Any) -> asyncio.Queue[tuple[str, str]]:
+    """A queue that gets ``(socket.id, reason)`` for every socket leaving ``nsp``."""
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    nsp.on("disconnect", lambda socket, reason: queue.put_nowait((socket.id, reason)))
+    return queue
+
+
+async def get(queue: asyncio.Queue[Any], timeout: float = TIMEOUT) -> Any:
+    """The next item of a tracking queue; fails the test after ``timeout`` seconds."""
+    return await asyncio.wait_for(queue.get(), timeout)

@@ -151,6 +151,19 @@ class RawWebSocket(RawConnection):
             if op == OP_TEXT:
                 return payload.decode()
 
+    async def handshake(self, target: str | None = None) -> str:
+        """Upgrade (``101`` required) and read the open packet, which is returned."""
+        assert (await self.upgrade(target or eio_target("websocket"))).status == 101
+        return await self.recv_text()
+
+    async def join(self) -> None:
+        """The handshake, then CONNECT to ``/`` and its answer (pings skipped, unanswered)."""
+        await self.handshake()
+        self.send_text("40")
+        while (reply := await self.recv_text()) == "2":
+            pass
+        assert reply.startswith("40{"), reply
+
     async def recv_until_close(self) -> list[tuple[int, bytes]]:
         """Frames up to and including the close frame (or EOF, as ``(-1, b"")``)."""
         frames = []

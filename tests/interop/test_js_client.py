@@ -13,6 +13,7 @@ import pytest
 import fastsio
 from tests.clients.loops import wait_for
 from tests.clients.node import array_buffer, binary_types, from_js
+from tests.clients.server_side import get, track_connections, track_disconnections
 
 TRANSPORTS = {
     "websocket": ["websocket"],
@@ -20,24 +21,6 @@ TRANSPORTS = {
     "upgrade": ["polling", "websocket"],
 }
 transports = pytest.mark.parametrize("transports", list(TRANSPORTS.values()), ids=list(TRANSPORTS))
-
-
-def track_connections(nsp):
-    """A queue that gets every socket connecting to ``nsp``."""
-    queue: asyncio.Queue[fastsio.Socket] = asyncio.Queue()
-    nsp.on("connection", queue.put_nowait)
-    return queue
-
-
-def track_disconnections(nsp):
-    """A queue that gets ``(socket.id, reason)`` for every socket leaving ``nsp``."""
-    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-    nsp.on("disconnect", lambda socket, reason: queue.put_nowait((socket.id, reason)))
-    return queue
-
-
-async def get(queue, timeout=5.0):
-    return await asyncio.wait_for(queue.get(), timeout)
 
 
 @transports

@@ -12,6 +12,7 @@ import socketio
 
 import fastsio
 from tests.clients.loops import wait_for
+from tests.clients.server_side import get, track_connections, track_disconnections
 from tests.clients.sio import SioClient
 
 TRANSPORTS = {
@@ -20,22 +21,6 @@ TRANSPORTS = {
     "upgrade": ["polling", "websocket"],
 }
 transports = pytest.mark.parametrize("transports", list(TRANSPORTS.values()), ids=list(TRANSPORTS))
-
-
-def track_connections(nsp: Any) -> asyncio.Queue[fastsio.Socket]:
-    queue: asyncio.Queue[fastsio.Socket] = asyncio.Queue()
-    nsp.on("connection", queue.put_nowait)
-    return queue
-
-
-def track_disconnections(nsp: Any) -> asyncio.Queue[tuple[str, str]]:
-    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-    nsp.on("disconnect", lambda socket, reason: queue.put_nowait((socket.id, reason)))
-    return queue
-
-
-async def get(queue: asyncio.Queue[Any], timeout: float = 5.0) -> Any:
-    return await asyncio.wait_for(queue.get(), timeout)
 
 
 @transports
