@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # for tests.*
-from tests.test_churn import (
+from tests.clients.churn import (
     POLLING_OPTIONS,
     ServerProcess,
     churn_round,

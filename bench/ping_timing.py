@@ -18,8 +18,9 @@ from pathlib import Path
 
 import fastsio
 
-sys.path.append(str(Path(__file__).resolve().parents[1]))  # for tests.rawclient
-from tests.rawclient import OP_TEXT, RawWebSocket, eio_target
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # for tests.clients
+from tests.clients.wire import OP_TEXT, eio_target
+from tests.clients.ws import RawWebSocket
 
 
 async def client(url: str, until: float, first: list[float], later: list[float]) -> None:
