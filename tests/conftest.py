@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -44,6 +45,13 @@ class AsyncioLog(logging.Handler):
         self.records.append(record)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-asyncio's runner sets the loop's debug flag from its own option (off unless
+    # given), which would override the environment for every test loop.
+    if ASYNCIO_DEBUG:
+        config.option.asyncio_debug = True
+
+
 asyncio_log = AsyncioLog()
 slow_callbacks: list[tuple[str, str]] = []
 if ASYNCIO_DEBUG:
@@ -60,18 +68,27 @@ def asyncio_debug_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     new = asyncio_log.records[start:]
     slow_callbacks.extend((request.node.nodeid, r.getMessage()) for r in new
                           if r.levelno < logging.ERROR)
-    errors = [f"{r.levelname}: {r.getMessage()}" for r in new if r.levelno >= logging.ERROR]
+    # The message's first lines (debug mode appends where each object was created).
+    errors = ["\n".join(r.getMessage().splitlines()[:3]) for r in new
+              if r.levelno >= logging.ERROR]
     assert not errors, f"asyncio logged during the test: {errors}"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not ASYNCIO_DEBUG:
         return
+    took = re.compile(r"took (\d+\.\d+) seconds")
+
+    def seconds(message: str) -> float:
+        m = took.search(message)
+        return float(m.group(1)) if m else 0.0
+
     terminalreporter.section("asyncio debug mode")
     terminalreporter.write_line(f"{len(slow_callbacks)} slow-callback warnings "
-                                f"({len({t for t, _ in slow_callbacks})} tests)")
-    for test, message in slow_callbacks[:20]:
-        terminalreporter.write_line(f"  {test}: {message[:300]}")
+                                f"({len({t for t, _ in slow_callbacks})} tests); the slowest:")
+    for test, message in sorted(slow_callbacks, key=lambda x: -seconds(x[1]))[:15]:
+        terminalreporter.write_line(f"  {seconds(message):.3f} s {test}: "
+                                    f"{message.splitlines()[0][:200]}")
 
 
 ServerFactory = Callable[..., Awaitable[tuple[fastsio.Server, str]]]

@@ -326,7 +326,7 @@ async def test_tls_transports_closed_when_the_client_leaves(tmp_path):
                 await r.read()
             polling = [conn.transport for conn in io.engine._http_connections]
             ws = await http.ws_connect(
-                f"wss://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", ssl=False
+                ws_url(base), ssl=False, timeout=aiohttp.ClientWSTimeout(ws_close=1.0)
             )
             assert (await ws_receive(ws)).startswith("0{")
             sock = next(s for s in io.engine.clients.values() if s.transport_name == "websocket")
@@ -336,6 +336,9 @@ async def test_tls_transports_closed_when_the_client_leaves(tmp_path):
         assert len(polling) == 1
         assert polling[0].is_closing()
         assert websocket.is_closing()
+        # Only now, its connection long gone, the client lets go of the WebSocket's response
+        # too (aiohttp warns of an unclosed response in asyncio's debug mode otherwise).
+        await ws.close()
     finally:
         await io.close()
 

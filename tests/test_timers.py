@@ -12,6 +12,7 @@ import weakref
 from typing import Any
 
 import aiohttp
+import pytest
 
 from fastsio.engine.timers import RESOLUTION, TimerWheel
 from tests.clients.polling import Polling
@@ -253,6 +254,7 @@ async def pinged_websocket(
             ref = loop.time()
 
 
+@pytest.mark.timing
 async def test_every_ping_of_sessions_opened_over_time_is_on_time(make_server):
     interval, timeout = 0.3, 0.2
     io, url = await make_server(ping_interval=interval, ping_timeout=timeout)
