@@ -207,11 +207,11 @@ class Decoder:
         pass
 
 
-# -- writing (the msgpack spec's smallest forms) ----------------------------------------------------
+# -- writing (the msgpack spec's smallest forms) -------------------------------------------------
 def _head(small: int, codes: tuple[int, int, int], n: int, fix_limit: int) -> bytes:
     if n < fix_limit:
         return bytes([small | n])
-    for code, size in zip(codes, (1, 2, 4)):
+    for code, size in zip(codes, (1, 2, 4), strict=True):
         if code and n < 1 << (8 * size):
             return bytes([code]) + n.to_bytes(size, "big")
     raise TypeError("too long")

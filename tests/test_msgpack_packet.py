@@ -267,7 +267,7 @@ def test_packet_log_stamps_msgpack_packets():
     assert log.replay(0, {"room"}) == [parts]
 
 
-# -- properties: core and model agree byte for byte -------------------------------------------------
+# -- properties: core and model agree byte for byte ----------------------------------------------
 scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
            | st.floats(allow_nan=False) | st.text(max_size=40) | st.binary(max_size=40))
 values = st.recursive(
@@ -277,7 +277,8 @@ values = st.recursive(
     max_leaves=25,
 )
 events = st.builds(lambda name, args: [name, *args],
-                   st.text(min_size=1, max_size=12).filter(lambda s: s not in model.RESERVED_EVENTS),
+                   st.text(min_size=1, max_size=12).filter(
+                       lambda s: s not in model.RESERVED_EVENTS),
                    st.lists(values, max_size=6))
 nsps = st.sampled_from(["/", "/chat", "/é", "/" + "x" * 40]) | st.text(max_size=20)
 ack_ids = st.none() | st.integers(0, 10**15 - 1)
@@ -337,7 +338,8 @@ def test_decode_mutated_packets_agrees(ptype, data, draw):
         raw[i] = draw.draw(st.integers(0, 255))
     cut = draw.draw(st.integers(0, len(raw)))
     for candidate in (bytes(raw), bytes(raw[:cut])):
-        limits = {"max_depth": draw.draw(st.integers(0, 6)), "max_args": draw.draw(st.integers(0, 8))}
+        limits = {"max_depth": draw.draw(st.integers(0, 6)),
+                  "max_args": draw.draw(st.integers(0, 8))}
         assert _same(_outcome(core, candidate, **limits), _outcome(model, candidate, **limits))
 
 
