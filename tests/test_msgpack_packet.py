@@ -229,6 +229,37 @@ def test_encode_converts_as_the_json_parser_does():
     assert core.decode(raw).data[-2:] == [at, at]
 
 
+def test_encode_writes_what_msgpack_python_writes_for_subclasses_and_buffers():
+    import collections
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 300
+
+    class Name(str):
+        pass
+
+    data = ["e", Level.HIGH, Name("n"), collections.OrderedDict(a=1), bytearray(b"ab"),
+            memoryview(b"cd"), (1, 2), 2**64 - 1, -(2**63), -33, 1.0, {1: None, None: 2}]
+    raw = core.encode(EVENT, "/", data).parts[0]
+    expected = msgpack.packb({"type": 2, "nsp": "/", "data": data})
+    assert raw == expected
+
+
+def test_encode_bounds_nesting_and_refuses_bad_strings():
+    deep: list = []
+    for _ in range(600):
+        deep = [deep]
+    with pytest.raises(TypeError, match="nested too deeply"):
+        core.encode(EVENT, "/", ["e", deep])
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(TypeError):
+        core.encode(EVENT, "/", ["e", loop])
+    with pytest.raises(TypeError):
+        core.encode(EVENT, "/", ["e", "\ud800"])
+
+
 def test_encode_leaves_data_alone():
     data = ["e", [b"x"], {"k": bytearray(b"y")}]
     core.encode(EVENT, "/", data)
