@@ -79,6 +79,27 @@ cdef object _date(int64_t ms):
         raise InvalidPayload("date out of range") from None
 
 
+cdef str _KEY_TYPE = "type"
+cdef str _KEY_NSP = "nsp"
+cdef str _KEY_DATA = "data"
+cdef str _KEY_ID = "id"
+
+
+cdef inline object _envelope_key(const unsigned char* p, Py_ssize_t size, Py_ssize_t left):
+    """``"type"``, ``"nsp"``, ``"data"`` or ``"id"`` when the fixstr at ``p`` is one, else None."""
+    if size > left:
+        return None
+    if size == 4 and memcmp(p, b"type", 4) == 0:
+        return _KEY_TYPE
+    if size == 3 and memcmp(p, b"nsp", 3) == 0:
+        return _KEY_NSP
+    if size == 4 and memcmp(p, b"data", 4) == 0:
+        return _KEY_DATA
+    if size == 2 and memcmp(p, b"id", 2) == 0:
+        return _KEY_ID
+    return None
+
+
 cdef object _read(const unsigned char* buf, Py_ssize_t n, int max_depth, Py_ssize_t max_args):
     """The one msgpack value of ``buf[:n]`` (trailing bytes refused); containers are filled
     from an explicit stack. ``max_depth`` bounds the nesting inside the packet map, ``max_args``
@@ -115,6 +136,11 @@ cdef object _read(const unsigned char* buf, Py_ssize_t n, int max_depth, Py_ssiz
             is_map = True
         elif c < 0xA0:
             length = c & 0x0F
+        elif depth == 1 and c < 0xC0 and filled[1] & 1 == 0 and _envelope_key(buf + pos, c & 0x1F,
+                                                                            n - pos) is not None:
+            # The packet map's own keys: the same four str objects every time, no decoding.
+            value = _envelope_key(buf + pos, c & 0x1F, n - pos)
+            pos += c & 0x1F
         elif c < 0xC0 or c == 0xD9 or c == 0xDA or c == 0xDB:
             if c < 0xC0:
                 size = c & 0x1F

@@ -85,3 +85,39 @@ async def test_python_socketio_msgpack_client_against_native(make_server, py_cli
     assert await client.call("echo", (b"\x01", [b"\x02"]), namespace="/chat",
                              timeout=TIMEOUT) == (b"\x01", [b"\x02"])
     await client.disconnect()
+
+
+@transports
+async def test_msgpack_over_asgi(py_client, transport):
+    """Under uvicorn (``fastsio.ASGIApp``), whose transports build their own messages from the
+    session's outbox: the binary messages go out as binary WebSocket frames and ``b`` packets."""
+    import socket
+
+    import uvicorn
+
+    from fastsio.asgi import ASGIApp
+    from tests.conftest import wait_for
+
+    io = fastsio.Server(parser="msgpack")
+
+    @io.on("echo")
+    def echo(socket, *args):
+        return args
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(ASGIApp(io), host="127.0.0.1", port=port,
+                                           loop="none", log_level="warning", lifespan="on"))
+    task = asyncio.ensure_future(server.serve())
+    try:
+        await wait_for(lambda: server.started or task.done())
+        client = py_client(serializer="msgpack")
+        await client.connect(f"http://127.0.0.1:{port}", transports=[transport],
+                             wait_timeout=TIMEOUT)
+        assert await client.call("echo", {"b": [b"\x00\x01"]}, timeout=TIMEOUT) == {
+            "b": [b"\x00\x01"]}
+        await client.disconnect()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
