@@ -48,6 +48,11 @@ def scenarios(quick: bool) -> list[Scenario]:
         Scenario("parser-fanout-1000-w16-recovery", "fan-out N=1000 W=16, recovery on",
                  run.fanout_args(1000, 16, d, w), run.FAN, variants=RECOVERY_VARIANTS,
                  group="parser"),
+        # Binary: the tick's 1 KiB pad as bytes. JSON: a BINARY_EVENT, its text packet and one
+        # attachment frame per delivery; msgpack: one binary frame, the bytes inside.
+        Scenario("parser-binary-1000-w16", "fan-out N=1000 W=16, 1 KiB binary pad",
+                 run.fanout_args(1000, 16, d, w, "--pad", "1024", "--event", "bcastbin"),
+                 run.FAN, variants=VARIANTS, group="parser"),
         Scenario("parser-echo-50", "echo 50 clients",
                  ["echo", "--clients", "50", "--duration", d, "--warmup", w], echo,
                  variants=VARIANTS, group="parser"),
