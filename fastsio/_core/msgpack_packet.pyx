@@ -11,16 +11,14 @@ does: ext type 0 is ``undefined`` (fixext 1: ``None``, or absent in the packet m
 (fixext 8: milliseconds since the epoch, an aware UTC ``datetime`` here) or an ``ArrayBuffer``
 (ext 8/16/32: ``bytes``); any other ext is ``[type, bytes]``. Encoding writes the packet map with
 ``data`` last, so that :func:`stamp_offset` appends the recovery offset in one splice; values are
-written as msgpack-python writes them, by an own packer straight into one buffer (a third of the
-time of msgpack-python's ``Packer.pack`` call for a small event, bench/README.md).
+written as msgpack-python writes them, by an own packer straight into one buffer (two thirds of
+the time of a msgpack-python ``Packer.pack`` call for a small event, bench/README.md).
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_SIZE
-from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy
 
 from fastsio._core.debug cimport FASTSIO_DEBUG
