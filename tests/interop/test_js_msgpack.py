@@ -111,6 +111,27 @@ async def test_namespaces_and_room_broadcasts(make_server, js_client, transports
     assert a.events("root-only") == []
 
 
+async def test_a_broadcast_is_encoded_once_for_every_transport(make_server, js_client,
+                                                               monkeypatch):
+    io, url = await make_server(parser="msgpack")
+    clients = [await msgpack_client(js_client, url, transports=t) for t in TRANSPORTS.values()]
+    for client in clients:
+        await client.connected()
+    encoded = []
+    real_encode = io.encode
+
+    def encode(*args, **kwargs):
+        encoded.append(args)
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(io, "encode", encode)
+    io.emit("once", b"\x01", {"k": [b"\x02"]})
+    monkeypatch.undo()
+    assert len(encoded) == 1
+    for client in clients:
+        assert await client.event("once") == [b"\x01", {"k": [b"\x02"]}]
+
+
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"]], ids=["websocket", "polling"])
 async def test_connect_error_with_data(make_server, js_client, transports):
     io, url = await make_server(parser="msgpack")
