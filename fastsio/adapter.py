@@ -99,7 +99,8 @@ class Adapter:
         # nobody watches cost one check per change.
         self._room_listeners: dict[str, list[RoomListener]] | None = None
         if recovery is not None:
-            self.log = PacketLog(int(recovery["max_packets"]), int(recovery["max_bytes"]))
+            self.log = PacketLog(int(recovery["max_packets"]), int(recovery["max_bytes"]),
+                                 msgpack=nsp.server.parser == "msgpack")
             self.max_disconnection_duration = float(recovery["max_disconnection_duration"])
 
     @property
@@ -219,14 +220,14 @@ class Adapter:
         """Encode once, stamp once (recovery), then queue the same packet for every target:
         ``sids`` when given (already computed), else the targets of ``opts``."""
         try:
-            packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+            packet = self.nsp.server.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
         except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
             packet = encode_fallback(self.nsp.server, sio_packet.EVENT, self.nsp.name, data,
                                      ack_id)
         if self.log is not None and ack_id is None and not opts.volatile:
             # One splice per broadcast: every recipient gets the same stamped bytes.
             _seq, parts = self.log.append(packet.parts, opts.rooms, opts.except_rooms)
-            packet = sio_packet.Encoded(parts)
+            packet = sio_packet.Encoded(parts, packet.binary_only)
         server = self.nsp.server
         if server._packets is not None or _trace.socket:
             # Counting the targets costs a second pass: only when someone looks.

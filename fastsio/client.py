@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from fastsio import trace
-from fastsio._core import sio_packet
+from fastsio._core import msgpack_packet, sio_packet
 from fastsio._core.errors import ProtocolError
 from fastsio.socket import Handshake, Socket
 from fastsio.stats import counted
@@ -46,7 +46,8 @@ class Client:
     def __init__(self, server: Server, conn: EngineSocket) -> None:
         self.server = server
         self.conn = conn
-        self.decoder = sio_packet.Decoder(
+        decoder = msgpack_packet.Decoder if server.parser == "msgpack" else sio_packet.Decoder
+        self.decoder: sio_packet.Decoder | msgpack_packet.Decoder = decoder(
             server.max_attachments,
             server.max_namespace_length,
             server.max_json_depth,
@@ -165,14 +166,14 @@ class Client:
         self.connecting_done(nsp)
         if self.conn.protocol == 3:
             # Socket.IO v2 clients get one value: ``err.data || err.message``.
-            self.write(sio_packet.encode(
+            self.write(self.server.encode(
                 sio_packet.CONNECT_ERROR, nsp, data if _js_truthy(data) else message
             ))
             return
         payload: dict[str, Any] = {"message": message}
         if data is not None:
             payload["data"] = data
-        self.write(sio_packet.encode(sio_packet.CONNECT_ERROR, nsp, payload))
+        self.write(self.server.encode(sio_packet.CONNECT_ERROR, nsp, payload))
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _add(self, sock: Socket) -> None:

@@ -16,7 +16,7 @@ import datetime
 import enum
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastsio._core import sio_packet
 
@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from fastsio.server import Server
 
 JsonDefault = Callable[[Any], Any]
+
+
+class Encoder(Protocol):
+    """``sio_packet.encode`` or ``msgpack_packet.encode``, as the server's parser says."""
+
+    def __call__(
+        self, type: int, nsp: str = "/", data: Any = None, id: int | None = None
+    ) -> sio_packet.Encoded: ...
 
 # What orjson encodes natively (bytes and friends are attachments, handled by the core).
 _NATIVE = (str, int, float, bool, type(None), bytes, bytearray, memoryview, datetime.datetime,
@@ -62,19 +70,21 @@ def prepare(value: Any, default: JsonDefault, depth: int = 0) -> Any:
 def encode_fallback(
     server: Server, ptype: int, nsp: str, data: Any, ack_id: int | None
 ) -> sio_packet.Encoded:
-    """``sio_packet.encode`` for data it refused: through ``server.json_default``, or a clear
+    """``server.encode`` for data it refused: through ``server.json_default``, or a clear
     ``TypeError`` naming the event."""
     default = server.json_default
     what = _what(ptype, data)
+    encode = server.encode
+    wire = "msgpack" if server.parser == "msgpack" else "JSON"
     if default is None:
         try:
-            return sio_packet.encode(ptype, nsp, data, ack_id)
+            return encode(ptype, nsp, data, ack_id)
         except TypeError as exc:
             raise TypeError(
-                f"cannot encode the arguments of {what} as JSON: {exc} "
+                f"cannot encode the arguments of {what} as {wire}: {exc} "
                 "(Server(json_default=...) can convert such values)"
             ) from None
     try:
-        return sio_packet.encode(ptype, nsp, prepare(data, default), ack_id)
+        return encode(ptype, nsp, prepare(data, default), ack_id)
     except TypeError as exc:
-        raise TypeError(f"cannot encode the arguments of {what} as JSON: {exc}") from exc
+        raise TypeError(f"cannot encode the arguments of {what} as {wire}: {exc}") from exc

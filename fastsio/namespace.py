@@ -296,7 +296,7 @@ class Namespace(_Emitting):
                 # Missed packets go out before the CONNECT reply, as the official server does;
                 # the client delivers them once connected.
                 for parts in session.missed_packets:
-                    client.write(sio_packet.Encoded(parts))
+                    client.write(sio_packet.Encoded(parts, self.server.parser == "msgpack"))
             sock._send_packet(sio_packet.CONNECT, {"sid": sock.id, "pid": sock.pid})
         for fn in list(self._handlers.get("connection", ())):
             self.server._call(fn, (sock,))

@@ -17,11 +17,11 @@ from ssl import SSLContext
 from typing import Any, overload
 
 from fastsio import trace
-from fastsio._core import sio_packet
+from fastsio._core import msgpack_packet, sio_packet
 from fastsio.adapter import Adapter
 from fastsio.broadcast import BroadcastOperator
 from fastsio.client import Client
-from fastsio.encoding import JsonDefault
+from fastsio.encoding import Encoder, JsonDefault
 from fastsio.engine.http import Headers, Request
 from fastsio.engine.server import AllowRequest, CorsOrigins, EngineServer
 from fastsio.engine.socket import EngineSocket
@@ -86,6 +86,11 @@ class Server(_Emitting):
     on ``/``. ``json_default``: ``fn(value)`` for values orjson cannot encode
     (:mod:`fastsio.encoding`); ``packet_stats``: count packets and bytes in :meth:`stats`.
 
+    ``parser``: the Socket.IO wire format, ``"json"`` (the default parser of every client) or
+    ``"msgpack"`` (``socket.io-msgpack-parser``: one msgpack map per packet, binary values
+    anywhere without attachments; every client of the server must use it, and the client bundle
+    then includes ``socket.io.msgpack.min.js``).
+
     ``other_asgi_app``: an ASGI application (FastAPI, Starlette, ...) that gets every HTTP
     request and WebSocket outside the Socket.IO path, on the same port and in this process,
     with its lifespan run by :meth:`start`/:meth:`close` (see :class:`fastsio.asgi.OtherApp`
@@ -121,8 +126,17 @@ class Server(_Emitting):
         json_default: JsonDefault | None = None,
         packet_stats: bool = False,
         other_asgi_app: Any = None,
+        parser: str = "json",
         **engine_options: Any,
     ) -> None:
+        if parser not in ("json", "msgpack"):
+            raise ValueError(f"parser must be 'json' or 'msgpack', not {parser!r}")
+        if parser == "msgpack" and engine_options.get("allow_eio3"):
+            # Socket.IO v2's msgpack parser is another format, and untested here.
+            raise ValueError("parser='msgpack' speaks Socket.IO v5 only (no allow_eio3)")
+        self.parser = parser
+        # Every packet of this server is encoded by this one function (the parser's).
+        self.encode: Encoder = msgpack_packet.encode if parser == "msgpack" else sio_packet.encode
         self.connect_timeout = connect_timeout
         # Called for each value orjson cannot encode (a pydantic model, a Decimal, ...): it
         # returns something that can be (fastsio/encoding.py). Off the fast path.
@@ -183,6 +197,7 @@ class Server(_Emitting):
             client_dist,
             {k: Path(v) for k, v in (static_files or {}).items()},
             self.engine._cors_headers,
+            msgpack=parser == "msgpack",
         )
         # An ASGI application (FastAPI, Starlette, ...) served on the same port for every HTTP
         # request and WebSocket outside the Socket.IO path (fastsio.asgi.OtherApp).

@@ -212,7 +212,7 @@ class Socket:
                 del self._acks[ack_id]
             return None
         try:
-            packet = sio_packet.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
+            packet = self.nsp.server.encode(sio_packet.EVENT, self.nsp.name, data, ack_id)
         except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
             try:
                 packet = encode_fallback(self.nsp.server, sio_packet.EVENT, self.nsp.name, data,
@@ -229,7 +229,7 @@ class Socket:
 
     def _send_packet(self, ptype: int, data: Any = None, ack_id: int | None = None) -> None:
         try:
-            packet = sio_packet.encode(ptype, self.nsp.name, data, ack_id)
+            packet = self.nsp.server.encode(ptype, self.nsp.name, data, ack_id)
         except TypeError:
             packet = encode_fallback(self.nsp.server, ptype, self.nsp.name, data, ack_id)
         server = self.nsp.server

@@ -35,6 +35,7 @@ CLIENT_FILES = (
     "socket.io.msgpack.min.js",
     "socket.io.msgpack.min.js.map",
 )
+MSGPACK_FILES = ("socket.io.msgpack.min.js", "socket.io.msgpack.min.js.map")
 BUNDLED = Path(__file__).resolve().with_name("client_dist")
 
 _ENCODERS: dict[str, Callable[[bytes], bytes]] = {
@@ -112,7 +113,8 @@ def respond(req: Request, f: _File, headers: Headers) -> Response:
 class FileServer:
     """The ``http_handler`` of a :class:`fastsio.Server` (see the module docstring)."""
 
-    __slots__ = ("_bundle", "_cache", "_cors", "client_dist", "engine_path", "routes", "static")
+    __slots__ = ("_bundle", "_cache", "_cors", "client_dist", "client_files", "engine_path",
+                 "routes", "static")
 
     def __init__(
         self,
@@ -120,9 +122,14 @@ class FileServer:
         client_dist: Path | None,
         static: dict[str, Path],
         cors: Callable[[Request], Headers],
+        msgpack: bool = False,
     ) -> None:
         self.engine_path = engine_path.rstrip("/") + "/"
         self.client_dist = client_dist
+        # The bundle files served: the msgpack build only with the msgpack parser.
+        self.client_files = frozenset(
+            name for name in CLIENT_FILES if msgpack or name not in MSGPACK_FILES
+        )
         self.static = static
         self._cors = cors
         # The bundle never changes while the server runs: read once, on first request.
@@ -139,7 +146,7 @@ class FileServer:
                 return route(req)
         if self.client_dist is not None and path.startswith(self.engine_path):
             name = path[len(self.engine_path):]
-            if name in CLIENT_FILES:
+            if name in self.client_files:
                 return self._client_file(req, name)
         target = self.static.get(path)
         if target is not None and req.method in ("GET", "HEAD"):

@@ -20,7 +20,8 @@ from tests.clients.http import fetch
 from tests.clients.sio import sio_clients
 
 CLIENT_DIST = Path(__file__).resolve().parent.parent / "node_modules" / "socket.io-client" / "dist"
-BUNDLES = ["socket.io.js", "socket.io.min.js", "socket.io.msgpack.min.js", "socket.io.esm.min.js"]
+# The msgpack build is served with parser="msgpack" only (tests/test_msgpack_parser.py).
+BUNDLES = ["socket.io.js", "socket.io.min.js", "socket.io.esm.min.js"]
 JS = "application/javascript; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 STRONG_ETAG = re.compile(r'"[^"]*"')

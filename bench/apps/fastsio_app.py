@@ -10,6 +10,9 @@ more element: ``42["tick",{...},"<offset>"]``). Everything else: the server's de
 --redis URL: the Redis streams adapter (``fastsio.cluster``) on that Redis (the cluster bench,
 ``bench/cluster.py``).
 
+--msgpack: ``parser="msgpack"`` (socket.io-msgpack-parser's format; the load generator then
+needs ``--msgpack`` too).
+
 --count-disconnects: count the reasons given to ``disconnect`` handlers and print them as one JSON
 line (``{"disconnect_reasons": {...}}``) when the server stops.
 """
@@ -28,14 +31,15 @@ if "--redis" in argv:
     del argv[i : i + 2]
 args = [a for a in argv if not a.startswith("--")]
 recovery = "--recovery" in argv or os.environ.get("FASTSIO_BENCH_RECOVERY") == "1"
+parser = "msgpack" if "--msgpack" in argv else "json"
 
 if redis_url is not None:
     from fastsio.cluster import redis_streams_adapter
 
     io = fastsio.Server(connection_state_recovery=True if recovery else None,
-                        adapter=redis_streams_adapter(redis_url))
+                        adapter=redis_streams_adapter(redis_url), parser=parser)
 else:
-    io = fastsio.Server(connection_state_recovery=True if recovery else None)
+    io = fastsio.Server(connection_state_recovery=True if recovery else None, parser=parser)
 
 
 @io.on("bcast")
@@ -67,7 +71,8 @@ if "--count-disconnects" in sys.argv[1:]:
 if __name__ == "__main__":
     port = int(args[0]) if args else 3000
     host = args[1] if len(args) > 1 else "127.0.0.1"
-    print(f"fastsio bench app on {host}:{port}, connection_state_recovery={recovery}", flush=True)
+    print(f"fastsio bench app on {host}:{port}, connection_state_recovery={recovery}, "
+          f"parser={parser}", flush=True)
     io.run(host, port)
     if "--count-disconnects" in sys.argv[1:]:
         print(json.dumps({"disconnect_reasons": reasons}), flush=True)

@@ -6,6 +6,9 @@
  *   HTTP/1.1 upgrade (Sec-WebSocket-Key) -> 101; masked client frames, unmasked server frames;
  *   Engine.IO OPEN "0{...}" -> Socket.IO CONNECT "40" -> "40{...}"; Engine.IO ping "2" -> pong "3";
  *   WebSocket ping -> pong; EVENT "42[...]", ACK "43<id>[...]".
+ *   --msgpack: the Socket.IO packets of socket.io-msgpack-parser instead (one msgpack map per
+ *   packet, in binary frames: {type, nsp, id?, data}), for Server(parser="msgpack"); the same
+ *   events, with the same fields ({"t": <ns>, "pad": "..."}), so the two parsers do equal work.
  *
  * Scenarios (see bench/README.md):
  *   fanout   N receivers + 1 sender; the sender keeps W `bcast` events (with ack) outstanding; every
@@ -33,7 +36,7 @@
  *   loadgen echo    --port P [--clients 50] [--duration 5] [--warmup 2]
  *   loadgen connect --port P [--conns 5000] [--concurrency 200] [--hold 2] [--server-pid PID]
  *   fanout also: [--port2 P2]  every other receiver on P2 (a second node of a cluster)
- *   common: [--host 127.0.0.1] [--path /socket.io/] [--server-pid PID] [--pad 50]
+ *   common: [--host 127.0.0.1] [--path /socket.io/] [--server-pid PID] [--pad 50] [--msgpack]
  *           [--server-core CPU] [--loadgen-core CPU]
  */
 #define _GNU_SOURCE
@@ -247,6 +250,7 @@ static int g_port = 0;
 static char g_pad[16384];
 static char *g_msg; /* one outgoing event: 128 bytes + the pad */
 static char g_event[32] = "bcast"; /* --event: what the sender emits (bcastbin: a binary tick) */
+static int g_msgpack = 0; /* --msgpack: socket.io-msgpack-parser's packets in binary frames */
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 
 static inline uint64_t rng(void) {
@@ -382,9 +386,60 @@ static void queue_frame(conn_t *c, int opcode, const char *payload, size_t len) 
 
 static inline void queue_text(conn_t *c, const char *s, size_t n) { queue_frame(c, 1, s, n); }
 
+/* msgpack writing, just what the events need */
+static size_t mp_uint64(unsigned char *o, uint64_t v) {
+    o[0] = 0xcf;
+    for (int i = 0; i < 8; i++) o[1 + i] = (unsigned char)(v >> (56 - 8 * i));
+    return 9;
+}
+
+static size_t mp_str(unsigned char *o, const char *s, size_t n) {
+    size_t h;
+    if (n < 32) {
+        o[0] = (unsigned char)(0xa0 | n);
+        h = 1;
+    } else if (n < 256) {
+        o[0] = 0xd9;
+        o[1] = (unsigned char)n;
+        h = 2;
+    } else {
+        o[0] = 0xda;
+        o[1] = (unsigned char)(n >> 8);
+        o[2] = (unsigned char)n;
+        h = 3;
+    }
+    memcpy(o + h, s, n);
+    return h + n;
+}
+
+/* {type: 2, nsp: "/", id, data: [event, {t, pad}]} */
+static size_t mp_event(unsigned char *o, uint64_t id, const char *event, uint64_t t) {
+    static const unsigned char head[] = "\x84\xa4type\x02\xa3nsp\xa1/\xa2id";
+    size_t k = sizeof head - 1;
+    memcpy(o, head, k);
+    k += mp_uint64(o + k, id);
+    memcpy(o + k, "\xa4" "data" "\x92", 6);
+    k += 6;
+    k += mp_str(o + k, event, strlen(event));
+    memcpy(o + k, "\x82\xa1t", 3);
+    k += 3;
+    k += mp_uint64(o + k, t);
+    memcpy(o + k, "\xa3pad", 4);
+    k += 4;
+    k += mp_str(o + k, g_pad, strlen(g_pad));
+    return k;
+}
+
 static void send_bcast(conn_t *c) {
     char *msg = g_msg;
     uint64_t id = c->next_id++;
+    if (g_msgpack) {
+        size_t m = mp_event((unsigned char *)msg, id, g_event, now_ns());
+        queue_frame(c, 2, msg, m);
+        c->outstanding++;
+        g_total_sent++;
+        return;
+    }
     int n = snprintf(msg, sizeof g_pad + 128, "42%llu[\"%s\",{\"t\":%llu,\"pad\":\"%s\"}]", (unsigned long long)id,
                      g_event, (unsigned long long)now_ns(), g_pad);
     queue_text(c, msg, (size_t)n);
@@ -396,6 +451,13 @@ static void send_echo(conn_t *c) {
     char *msg = g_msg;
     uint64_t id = c->next_id++;
     uint64_t t = now_ns();
+    if (g_msgpack) {
+        c->wait_id = id;
+        c->sent_at = t;
+        c->outstanding = 1;
+        queue_frame(c, 2, msg, mp_event((unsigned char *)msg, id, "echo", t));
+        return;
+    }
     int n = snprintf(msg, sizeof g_pad + 128, "42%llu[\"echo\",{\"t\":%llu,\"pad\":\"%s\"}]", (unsigned long long)id,
                      (unsigned long long)t, g_pad);
     c->wait_id = id;
@@ -465,7 +527,8 @@ static void on_text(conn_t *c, const char *p, size_t n) {
             conn_close(c, "unexpected OPEN");
             return;
         }
-        queue_text(c, "40", 2);
+        if (g_msgpack) queue_frame(c, 2, "\x82\xa4type\x00\xa3nsp\xa1/", 13);
+        else queue_text(c, "40", 2);
         c->state = ST_SIO_CONNECT;
         return;
     case '2': /* Engine.IO PING */
@@ -555,6 +618,101 @@ static void on_text(conn_t *c, const char *p, size_t n) {
     }
 }
 
+/* msgpack reading: an unsigned int at p (fixint or uint8..64); 0 when it is not one */
+static int mp_read_uint(const unsigned char *p, const unsigned char *end, uint64_t *out) {
+    if (p >= end) return 0;
+    if (p[0] < 0x80) {
+        *out = p[0];
+        return 1;
+    }
+    if (p[0] < 0xcc || p[0] > 0xcf) return 0;
+    int size = 1 << (p[0] - 0xcc);
+    if (end - p < 1 + size) return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < size; i++) v = (v << 8) | p[1 + i];
+    *out = v;
+    return 1;
+}
+
+/* the uint after a key (a fixstr), searched in the packet: the server writes type, nsp, id and
+ * data in that order, and the pad (ASCII) cannot contain a 0xa? key byte */
+static int mp_find_uint(const char *p, size_t n, const char *key, size_t klen, uint64_t *out) {
+    char k[8];
+    k[0] = (char)(0xa0 | klen);
+    memcpy(k + 1, key, klen);
+    const char *m = memmem(p, n, k, klen + 1);
+    if (!m) return 0;
+    return mp_read_uint((const unsigned char *)m + klen + 1, (const unsigned char *)p + n, out);
+}
+
+/* one Socket.IO packet of socket.io-msgpack-parser (a whole binary message) */
+static void on_msgpack(conn_t *c, const char *p, size_t n) {
+    /* the server's map starts with its "type": 0x8? 0xa4 "type" <fixint> */
+    if (n < 7 || ((unsigned char)p[0] & 0xf0) != 0x80 || memcmp(p + 1, "\xa4type", 5) != 0) {
+        conn_close(c, "not a msgpack packet");
+        return;
+    }
+    switch (p[6]) {
+    case 0:
+        if (c->state != ST_SIO_CONNECT) {
+            conn_close(c, "unexpected CONNECT");
+            return;
+        }
+        on_ready(c);
+        return;
+    case 4:
+        conn_close(c, "CONNECT_ERROR");
+        return;
+    case 1:
+        conn_close(c, "server DISCONNECT");
+        return;
+    case 2:
+        if (c->role == R_RECEIVER) {
+            c->ticks++;
+            if (g_measuring) {
+                uint64_t t;
+                g_win_deliveries++;
+                if (mp_find_uint(p, n, "t", 1, &t)) h_add(&g_lat, now_ns() - t);
+                /* ["tick", {...}, "<offset>"]: a 3-element data array */
+                const char *d = memmem(p, n, "\xa4" "data", 5);
+                if (d && d + 5 < p + n && (unsigned char)d[5] == 0x93) g_win_offsets++;
+            }
+        } else if (c->role == R_SENDER || c->role == R_STALLED) {
+            c->ticks++;
+        }
+        return;
+    case 3: {
+        uint64_t id = 0;
+        if (!mp_find_uint(p, n, "id", 2, &id)) {
+            conn_close(c, "ACK without an id");
+            return;
+        }
+        if (c->role == R_SENDER) {
+            c->outstanding--;
+            g_total_acks++;
+            if (g_measuring) g_win_acks++;
+            fill_window(c);
+        } else if (c->role == R_ECHO) {
+            if (id != c->wait_id) {
+                conn_close(c, "ack id mismatch");
+                return;
+            }
+            uint64_t t = now_ns();
+            c->outstanding = 0;
+            g_total_acks++;
+            if (g_measuring) {
+                g_win_acks++;
+                h_add(&g_lat, t - c->sent_at);
+            }
+            if (g_sending) send_echo(c);
+        }
+        return;
+    }
+    default:
+        return;
+    }
+}
+
 /* parse complete WebSocket frames from p[0..n); returns bytes consumed */
 static size_t parse_frames(conn_t *c, const char *p, size_t n) {
     size_t off = 0;
@@ -597,6 +755,7 @@ static size_t parse_frames(conn_t *c, const char *p, size_t n) {
             c->flen += len;
             if (fin) {
                 if (c->fop == 1) on_text(c, c->frag, c->flen);
+                else if (g_msgpack) on_msgpack(c, c->frag, c->flen);
                 else if (c->bin_wait > 0 && --c->bin_wait == 0) on_binary_done(c);
                 c->flen = 0;
             }
@@ -609,6 +768,8 @@ static size_t parse_frames(conn_t *c, const char *p, size_t n) {
                 c->flen = len;
             } else if (op == 1) {
                 on_text(c, pl, (size_t)len);
+            } else if (g_msgpack) {
+                on_msgpack(c, pl, (size_t)len);
             } else if (c->bin_wait > 0 && --c->bin_wait == 0) {
                 on_binary_done(c);
             }
@@ -1157,7 +1318,8 @@ static void usage(void) {
             "           [--event bcast|bcastbin]  (bcastbin: the server sends the pad as a binary attachment)\n"
             "  echo:    --clients C --duration S --warmup S\n"
             "  connect: --conns K --concurrency Q --hold S\n"
-            "  --timeout S  deadline for each connection phase / drain (default 60)\n");
+            "  --timeout S  deadline for each connection phase / drain (default 60)\n"
+            "  --msgpack    socket.io-msgpack-parser's packets (a server with parser=\"msgpack\")\n");
     exit(64);
 }
 
@@ -1178,6 +1340,10 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--msgpack")) { /* the one option without a value */
+            g_msgpack = 1;
+            continue;
+        }
         if (!v) usage();
         i++;
         if (!strcmp(a, "--port")) g_port = atoi(v);

@@ -7,6 +7,7 @@ cdef class PacketLog:
     cdef readonly Py_ssize_t max_bytes
     cdef readonly bytes instance       # random per log: offsets of other logs never match
     cdef readonly unsigned long long next_seq
+    cdef readonly bint msgpack         # entries are msgpack_packet encodings, not sio_packet's
     cdef bytes _prefix                 # instance + b"-"
     cdef list _parts
     cdef list _rooms

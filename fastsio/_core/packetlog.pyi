@@ -5,8 +5,13 @@ class PacketLog:
     max_bytes: int
     instance: bytes
     next_seq: int
+    msgpack: bool
     def __init__(
-        self, max_packets: int = 10000, max_bytes: int = ..., instance: bytes | None = None
+        self,
+        max_packets: int = 10000,
+        max_bytes: int = ...,
+        instance: bytes | None = None,
+        msgpack: bool = False,
     ) -> None: ...
     @property
     def count(self) -> int: ...

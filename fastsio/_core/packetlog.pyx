@@ -4,12 +4,13 @@
 Each entry is the encoded packet (Engine.IO-ready parts, the first one already stamped with its
 offset) plus the room filter it was sent with. Entries are addressed by a sequence number that
 only grows; the offset a client sees is ``<instance>-<seq>``, where ``instance`` is random per log,
-so an offset from another namespace, process or run never names one of our packets.
+so an offset from another namespace, process or run never names one of our packets. A log holds
+the packets of one parser (``msgpack``: ``socket.io-msgpack-parser``'s, else the JSON one's).
 """
 from cpython.bytes cimport PyBytes_GET_SIZE
 
 from fastsio._core.debug cimport FASTSIO_DEBUG
-from fastsio._core.sio_packet cimport stamp_offset
+from fastsio._core cimport msgpack_packet, sio_packet
 
 import os
 
@@ -18,7 +19,7 @@ cdef class PacketLog:
     """Bounded by ``max_packets`` and ``max_bytes``; the oldest entries are evicted first."""
 
     def __init__(self, Py_ssize_t max_packets=10000, Py_ssize_t max_bytes=8 * 1024 * 1024,
-                 bytes instance=None):
+                 bytes instance=None, bint msgpack=False):
         if max_packets < 1:
             raise ValueError("max_packets must be at least 1")
         if max_bytes < 1:
@@ -26,6 +27,7 @@ cdef class PacketLog:
         self.max_packets = max_packets
         self.max_bytes = max_bytes
         self.instance = instance if instance is not None else os.urandom(8).hex().encode()
+        self.msgpack = msgpack
         self._prefix = self.instance + b"-"
         self._parts = [None] * max_packets
         self._rooms = [None] * max_packets
@@ -63,7 +65,10 @@ cdef class PacketLog:
         cdef list stamped = list(parts)
         cdef Py_ssize_t size = 0
         cdef Py_ssize_t slot
-        stamped[0] = stamp_offset(<bytes>parts[0], offset)
+        if self.msgpack:
+            stamped[0] = msgpack_packet.stamp_offset(<bytes>parts[0], offset)
+        else:
+            stamped[0] = sio_packet.stamp_offset(<bytes>parts[0], offset)
         for p in stamped:
             size += PyBytes_GET_SIZE(<bytes>p)
         self.next_seq = seq + 1

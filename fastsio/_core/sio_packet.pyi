@@ -56,7 +56,8 @@ def decode(
 class Encoded:
     parts: list[bytes]
     size: int
-    def __init__(self, parts: list[bytes]) -> None: ...
+    binary_only: bool
+    def __init__(self, parts: list[bytes], binary_only: bool = False) -> None: ...
     @property
     def frame(self) -> bytes: ...
     @property

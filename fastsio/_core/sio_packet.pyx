@@ -78,7 +78,8 @@ cdef inline bint _is_digit(char c) noexcept:
     return 48 <= c <= 57
 
 
-cdef bint _valid_payload(int ptype, object payload):
+cdef bint valid_payload(int ptype, object payload):
+    """The data a packet of type ``ptype`` may carry (EVENT: a known, non-reserved name first)."""
     cdef object first
     if ptype == CONNECT:
         return type(payload) is dict
@@ -194,7 +195,7 @@ cpdef Packet decode(bytes data, Py_ssize_t start=0, int max_attachments=10,
             payload = _loads(memoryview(data)[i:])
         except _JSONDecodeError:
             raise InvalidPayload("invalid JSON") from None
-        if not _valid_payload(ptype, payload):
+        if not valid_payload(ptype, payload):
             raise InvalidPayload("invalid payload for this packet type")
         p.data = payload
     elif ptype != CONNECT and ptype != DISCONNECT and ptype != CONNECT_ERROR:
@@ -356,12 +357,15 @@ cdef class Encoded:
     attachment), concatenated: built once, on first use, then written as is to every WebSocket
     recipient. ``packets`` is the ``(bytes, is_binary)`` form a polling payload is made of. It
     is a read-only sequence of its parts and compares equal to a list of the same parts.
+    ``binary_only``: the parts are binary Engine.IO messages from the first (the msgpack parser's
+    one part), not a text packet and attachments.
     """
 
-    def __init__(self, list parts):
+    def __init__(self, list parts, bint binary_only=False):
         if not parts:
             raise ValueError("an encoded packet has at least one part")
         self.parts = parts
+        self.binary_only = binary_only
         self.size = 0
         for part in parts:
             if type(part) is not bytes:
@@ -372,16 +376,18 @@ cdef class Encoded:
         cdef Py_ssize_t k
         if self._frame is None:
             if len(self.parts) == 1:
-                self._frame = ws_frame(<bytes>self.parts[0], False)
+                self._frame = ws_frame(<bytes>self.parts[0], self.binary_only)
             else:
                 self._frame = b"".join(
-                    [ws_frame(<bytes>self.parts[k], k > 0) for k in range(len(self.parts))])
+                    [ws_frame(<bytes>self.parts[k], k > 0 or self.binary_only)
+                     for k in range(len(self.parts))])
         return self._frame
 
     cdef list get_packets(self):
         cdef Py_ssize_t k
         if self._packets is None:
-            self._packets = [(self.parts[k], k > 0) for k in range(len(self.parts))]
+            self._packets = [(self.parts[k], k > 0 or self.binary_only)
+                             for k in range(len(self.parts))]
         return self._packets
 
     @property
@@ -408,19 +414,24 @@ cdef class Encoded:
 
     def __eq__(self, other):
         if isinstance(other, Encoded):
-            return self.parts == (<Encoded>other).parts
+            return (self.parts == (<Encoded>other).parts
+                    and self.binary_only == (<Encoded>other).binary_only)
         if isinstance(other, list):
             return self.parts == other
         return NotImplemented
 
     def __repr__(self):
+        if self.binary_only:
+            return f"Encoded({self.parts!r}, binary_only=True)"
         return f"Encoded({self.parts!r})"
 
 
-cdef inline Encoded _encoded(list parts):
+cdef Encoded new_encoded(list parts, bint binary_only):
+    """An :class:`Encoded` of trusted parts (bytes, at least one): no checks."""
     cdef Encoded e = Encoded.__new__(Encoded)
     cdef object part
     e.parts = parts
+    e.binary_only = binary_only
     e.size = 0
     for part in parts:
         e.size += PyBytes_GET_SIZE(<bytes>part)
@@ -433,7 +444,7 @@ cpdef Encoded encode(int type, str nsp="/", object data=None, object id=None):
     EVENT and ACK whose data holds ``bytes``/``bytearray``/``memoryview`` become BINARY_EVENT and
     BINARY_ACK; ``data`` itself is never modified.
     """
-    return _encoded(_encode_parts(type, nsp, data, id))
+    return new_encoded(_encode_parts(type, nsp, data, id), False)
 
 
 cdef list _encode_parts(int type, str nsp, object data, object id):

@@ -1331,8 +1331,8 @@ class RedisStreamsAdapter(Adapter):
                     or packet.get("id") is not None or flags.get("volatile")
                     or data.get("requestId") is not None):
                 return None  # acks and volatile packets are never replayed
-            return sio_packet.encode(sio_packet.EVENT, self.nsp.name, [*packet["data"], eid],
-                                     None).parts
+            return self.nsp.server.encode(sio_packet.EVENT, self.nsp.name,
+                                          [*packet["data"], eid], None).parts
         targets = data.get("rooms")
         if raw_type == b"4" and isinstance(targets, list):
             rooms.extend(r for r in targets if r not in rooms)
@@ -1349,7 +1349,7 @@ class RedisStreamsAdapter(Adapter):
             log.warning("redis adapter: a restored session may miss packets (ring overrun)")
         for seq, eid_t, stamped, prooms, pexcept in ring:
             if seq > mark and eid_t > after and wire.should_include(rooms, prooms, pexcept):
-                yield sio_packet.encode(sio_packet.EVENT, self.nsp.name, stamped, None).parts
+                yield self.nsp.server.encode(sio_packet.EVENT, self.nsp.name, stamped, None).parts
 
 
 BROADCAST = wire.BROADCAST

@@ -177,11 +177,14 @@ class AsyncServer:
         serializer: Any = "default",
         **kwargs: Any,
     ) -> None:
-        if serializer not in ("default", None):
+        if serializer not in ("default", None, "msgpack"):
             raise ValueError(
-                "fastsio.compat speaks Socket.IO's default JSON serializer only "
-                f"(serializer={serializer!r} is not supported)"
+                "fastsio.compat speaks Socket.IO's JSON serializer ('default') and "
+                f"'msgpack' (socket.io-msgpack-parser) only (serializer={serializer!r} "
+                "is not supported)"
             )
+        if serializer == "msgpack":
+            kwargs.setdefault("parser", "msgpack")
         self.logger = self._make_logger(logger)
         engineio_logger = kwargs.pop("engineio_logger", None)
         if engineio_logger is not None and engineio_logger is not False:

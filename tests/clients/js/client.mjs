@@ -4,7 +4,8 @@
 //
 // config: {
 //   url, namespace = "/",          // the socket connects to url + namespace
-//   opts: {...},                   // passed to io() (transports, auth, query, path, ...)
+//   opts: {...},                   // passed to io() (transports, auth, query, path, ...;
+//                                  // parser: "msgpack" is socket.io-msgpack-parser)
 //   acks: {event: [args] | "echo"},// how to answer server emits that ask for an ack
 //   steps: [step, ...]             // run first; more steps come as JSON lines on stdin
 // }
@@ -64,7 +65,9 @@ function decode(value) {
 }
 
 const url = config.url + (config.namespace && config.namespace !== "/" ? config.namespace : "");
-const socket = io(url, { forceNew: true, reconnection: false, ...(config.opts ?? {}) });
+const opts = { ...(config.opts ?? {}) };
+if (opts.parser === "msgpack") opts.parser = await import("socket.io-msgpack-parser");  // by name
+const socket = io(url, { forceNew: true, reconnection: false, ...opts });
 const engineTransport = () => socket.io.engine?.transport?.name ?? null;
 const acks = config.acks ?? {};
 const counts = new Map();
