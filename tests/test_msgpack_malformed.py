@@ -12,8 +12,9 @@ import aiohttp
 import msgpack
 import pytest
 
-from tests.conftest import wait_for
-from tests.rawclient import Polling, ws_open, ws_receive, ws_wait_closed
+from tests.clients.loops import wait_for
+from tests.clients.polling import Polling
+from tests.clients.ws import ws_open, ws_receive, ws_wait_closed
 
 TIMEOUT = 5
 HEAD = b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data"

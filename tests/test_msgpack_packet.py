@@ -29,7 +29,7 @@ from fastsio._core.errors import (
 )
 from fastsio._core.packetlog import PacketLog
 from tests import model_msgpack as model
-from tests.interop.node import REPO, require_node
+from tests.clients.node import REPO, require_node
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -134,8 +134,9 @@ cdef object _read(const unsigned char* buf, Py_ssize_t n, int max_depth, Py_ssiz
             is_map = True
         elif c < 0xA0:
             length = c & 0x0F
-        elif depth == 1 and c < 0xC0 and filled[1] & 1 == 0 and _envelope_key(buf + pos, c & 0x1F,
-                                                                            n - pos) is not None:
+        elif depth == 1 and c < 0xC0 and filled[1] & 1 == 0 and _envelope_key(
+            buf + pos, c & 0x1F, n - pos
+        ) is not None:
             # The packet map's own keys: the same four str objects every time, no decoding.
             value = _envelope_key(buf + pos, c & 0x1F, n - pos)
             pos += c & 0x1F
@@ -624,14 +625,14 @@ cpdef bytes stamp_offset(bytes packet, bytes offset):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(packet)
     cdef Py_ssize_t pos = 1
     cdef int count
-    cdef int k
+    cdef int _k
     cdef Py_ssize_t head_size
     cdef uint64_t items
     if n < 1 or (p[0] & 0xF0) != 0x80:
         raise ValueError("not an encoded event")
     count = p[0] & 0x0F
     # Keys are "type", "nsp", maybe "id", then "data": skip the first count - 1 pairs.
-    for k in range(count - 1):
+    for _k in range(count - 1):
         pos = _skip_scalar(p, pos, n)
         pos = _skip_scalar(p, pos, n)
     if pos + 5 > n or memcmp(p + pos, b"\xa4data", 5) != 0:

@@ -28,7 +28,7 @@ cpdef Packet decode(bytes data, Py_ssize_t start=*, int max_attachments=*,
 cdef class Encoded:
     cdef readonly list parts       # [text packet with its "4" digit, *raw attachments]
     cdef readonly Py_ssize_t size  # bytes in parts
-    cdef readonly bint binary_only # every part is a binary Engine.IO message (msgpack parser)
+    cdef readonly bint binary_only  # every part is a binary Engine.IO message (msgpack parser)
     cdef bytes _frame              # every part framed for a WebSocket, concatenated (lazy)
     cdef list _packets             # [(part, is_binary)] for polling payloads (lazy)
     cdef bytes get_frame(self)

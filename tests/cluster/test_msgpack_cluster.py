@@ -10,7 +10,7 @@ import asyncio
 import fastsio
 from fastsio.cluster import redis_streams_adapter
 
-from .conftest import Cluster
+from .members import Cluster
 
 RECOVERY = {"max_disconnection_duration": 10.0}
 RECONNECT = {"reconnection": True, "reconnectionDelay": 300, "reconnectionDelayMax": 300}

@@ -11,10 +11,9 @@ import json
 import pytest
 
 import fastsio
-from tests.attach_helpers import fetch
-from tests.conftest import wait_for
-
-from .node import REPO, array_buffer, binary_types
+from tests.clients.http import fetch
+from tests.clients.loops import wait_for
+from tests.clients.node import REPO, array_buffer, binary_types
 
 TRANSPORTS = {
     "websocket": ["websocket"],

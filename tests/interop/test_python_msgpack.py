@@ -96,7 +96,7 @@ async def test_msgpack_over_asgi(py_client, transport):
     import uvicorn
 
     from fastsio.asgi import ASGIApp
-    from tests.conftest import wait_for
+    from tests.clients.loops import wait_for
 
     io = fastsio.Server(parser="msgpack")
 
