@@ -15,5 +15,7 @@ helpers they share (tests import from here, never from another test module).
 - ``node`` — the official JS client in Node (``NodeClient``, ``NodeScript``; ``js/``);
 - ``server_side`` — what a test sees inside the server (``server_objects``, ``EngineRecorder``);
 - ``loops`` — the event loops tests run on and ``wait_for``;
-- ``fuzz`` — the fuzz harness (``tests/test_fuzz.py``, ``tests/fuzz_long.py``).
+- ``fuzz`` — the fuzz harness (``tests/test_fuzz.py``, ``tests/fuzz_long.py``);
+- ``churn`` — the churn harness: every way a connection ends, rounds against a server process
+  (``tests/test_churn.py``, ``bench/churn_memory.py``).
 """
