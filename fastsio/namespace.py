@@ -216,7 +216,10 @@ class Namespace(_Emitting):
         if not self._middlewares:
             self._do_connect(client, sock, session)
             return
-        self.server._spawn(self._run_middlewares(client, sock, session))
+        # Stepped at once like a handler (Server._call): middlewares that never suspend (sync
+        # ones, async ones that only check) connect the socket here, with no task, as the
+        # official server's synchronous next() does; one that suspends goes on in a task.
+        self.server._call(self._run_middlewares, (client, sock, session))
 
     async def _add_recovering(self, client: Client, auth: dict[str, Any]) -> None:
         recovery = self.server.recovery
@@ -260,7 +263,7 @@ class Namespace(_Emitting):
         try:
             for fn in list(self._middlewares):
                 result = fn(sock)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     await result
         except ConnectionRefused as exc:
             sock._cleanup()
