@@ -31,6 +31,7 @@ __all__ = ["AsyncServer"]
 default_logger = logging.getLogger("socketio.server")
 
 _RESERVED = ("connect", "disconnect")
+_dict_get = dict.get
 # How many events' runners one namespace keeps (_Handlers): beyond, they are made per event.
 _MAX_RUNNERS = 1024
 
@@ -112,16 +113,28 @@ def build_environ(sock: Socket) -> dict[str, Any]:
         "SERVER_PORT": port or ("443" if req.secure else "80"),
         "wsgi.url_scheme": "https" if req.secure else "http",
     }
+    names = _ENVIRON_NAMES
     for key, value in req.headers.items():
-        cgi = key.upper().replace("-", "_")
-        if cgi == "CONTENT_TYPE" or cgi == "CONTENT_LENGTH":
-            environ[cgi] = value
-        else:
-            environ["HTTP_" + cgi] = value
+        env_key = names.get(key)
+        if env_key is None:
+            env_key = _environ_name(key)
+        environ[env_key] = value
     extra = getattr(req, "environ_extra", None)
     if extra:
         environ.update(extra)
     return environ
+
+
+# Header name -> its environ key, for the header names seen (bounded: clients choose them).
+_ENVIRON_NAMES: dict[str, str] = {}
+
+
+def _environ_name(header: str) -> str:
+    cgi = header.upper().replace("-", "_")
+    name = cgi if cgi == "CONTENT_TYPE" or cgi == "CONTENT_LENGTH" else "HTTP_" + cgi
+    if len(_ENVIRON_NAMES) < 512:
+        _ENVIRON_NAMES[header] = name
+    return name
 
 
 class _Handlers(dict):  # type: ignore[type-arg]
@@ -149,9 +162,9 @@ class _Handlers(dict):  # type: ignore[type-arg]
         srv = self._server
         # Handlers registered natively on the same namespace (sio.io.on(...), nsp.on(...))
         # are kept in the dict itself and run after compat's.
-        native = dict.get(self, event)
+        native = _dict_get(self, event)
         kept = self._runners.get(event)
-        if kept is not None and not native and not kept[1]:
+        if kept is not None and not kept[1] and not native:
             # The common case, checked first: the namespace's own handler for the event, the
             # one found last time (what _resolve would find first).
             own = srv.handlers.get(self._namespace)
@@ -225,7 +238,8 @@ class AsyncServer:
         self.async_mode = kwargs.pop("async_mode", None) or "asgi"
         self.handlers: dict[str, dict[str, Callable[..., Any]]] = {}
         self.namespace_handlers: dict[str, AsyncNamespace] = {}
-        self.environ: dict[str, dict[str, Any]] = {}  # by sid (python-socketio: by eio sid)
+        # By sid (python-socketio: by eio sid), made on first use (_environ_of).
+        self.environ: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, Socket] = {}  # connect handler running
         # Disconnect handler running: the socket and its rooms from before it left them.
         self._leaving: dict[str, tuple[Socket, set[Hashable]]] = {}
@@ -540,14 +554,11 @@ class AsyncServer:
                 del self._order[sid]
 
     def _connect_middleware(self, sock: Socket) -> Awaitable[None] | None:
-        sid = sock.id
-        self.environ[sid] = build_environ(sock)
         if self.always_connect:
             return None  # the connect handler runs once the client has its CONNECT reply
         if self._resolve("connect", sock.nsp.name) is None:
-            # No connect handler: accepted as python-socketio does, here and now.
-            if sock.client.conn.closed:
-                self.environ.pop(sid, None)  # gone already: dropped with no disconnect event
+            # No connect handler: accepted as python-socketio does, here and now. Its environ
+            # is made when asked for (_environ_of), from the handshake request it keeps.
             return None
         return self._connect_handler(sock)
 
@@ -571,7 +582,7 @@ class AsyncServer:
         auth = sock.handshake.auth or None
         try:
             result = await self._trigger("connect", sock.nsp.name, sock.id,
-                                         self.environ[sock.id], auth)
+                                         self._environ_of(sock), auth)
         except exceptions.ConnectionRefusedError as exc:
             return exc.error_args
         except Exception as exc:
@@ -768,10 +779,23 @@ class AsyncServer:
         return self._require(sid, namespace).transport
 
     def get_environ(self, sid: str, namespace: str | None = None) -> dict[str, Any] | None:
-        """The environ dict the client's ``connect`` handler got."""
-        if self._find(sid, namespace) is None:
+        """The environ dict the client's ``connect`` handler got (the same object), or that
+        it would have got."""
+        sock = self._find(sid, namespace)
+        if sock is None:
             return None
-        return self.environ.get(sid)
+        return self._environ_of(sock)
+
+    def _environ_of(self, sock: Socket) -> dict[str, Any]:
+        """The environ of ``sock``, made on first use: for the connect handler, or when asked
+        for by ``get_environ``. It comes from the handshake request, which the connection
+        keeps, so it is the same whenever it is made; most apps never ask (a connection
+        without a connect handler then costs nothing for it), and once made it is kept until
+        the client disconnects, so every caller gets the same dict."""
+        environ = self.environ.get(sock.id)
+        if environ is None:
+            environ = self.environ[sock.id] = build_environ(sock)
+        return environ
 
     # -- tasks and lifecycle ------------------------------------------------------------------
     def start_background_task(self, target: Callable[..., Any], *args: Any,

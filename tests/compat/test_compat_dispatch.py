@@ -176,11 +176,15 @@ async def test_handler_errors_are_logged_with_the_handlers_name(caplog):
 async def test_connect_and_disconnect_handlers_are_looked_up_per_connection():
     sio, url = await started()
     seen = []
+    environs = []
     try:
         # No connect handler: accepted; its environ is kept while connected, gone after.
         c1 = await client(url + "?n=1")
         sid1 = c1.get_sid()
-        assert "n=1" in sio.get_environ(sid1)["QUERY_STRING"]
+        environ = sio.get_environ(sid1)
+        assert "n=1" in environ["QUERY_STRING"]
+        assert environ["REMOTE_ADDR"] == "127.0.0.1"
+        assert sio.get_environ(sid1) is environ  # one dict per client, as python-socketio
         await c1.disconnect()
         await wait_for(lambda: not sio.manager.is_connected(sid1, "/"))
         assert sio.get_environ(sid1) is None
@@ -190,6 +194,7 @@ async def test_connect_and_disconnect_handlers_are_looked_up_per_connection():
         @sio.event
         async def connect(sid, environ, auth):
             seen.append(("connect", environ["QUERY_STRING"], auth))
+            environs.append(environ)
             await sio.enter_room(sid, "lobby")
             if auth == {"no": True}:
                 raise socketio.exceptions.ConnectionRefusedError("not you")
@@ -205,6 +210,7 @@ async def test_connect_and_disconnect_handlers_are_looked_up_per_connection():
         assert sio.environ == {}  # refused: nothing kept
         c3 = await client(url + "?n=3", auth={"ok": True})
         sid3 = c3.get_sid()
+        assert sio.get_environ(sid3) is environs[1]  # the dict its connect handler got
         await c3.disconnect()
         await wait_for(lambda: len(seen) == 3)
         assert seen[1][0] == "connect" and "n=3" in seen[1][1] and seen[1][2] == {"ok": True}
