@@ -9,7 +9,8 @@ bench; they do not see cache misses or the kernel, so they are a complement, not
 
 Scenarios (smaller than the timed bench's: the server runs about 50x slower under valgrind):
 connect (500 handshakes, 20 in flight, then closed: the disconnects are counted too), echo
-(10 clients, 8 s), fan-out (100 receivers, window 4, 8 s). Each count covers the load
+(10 clients, 8 s), fan-out (100 receivers, window 4, 8 s; ``--fanout 1000,16`` for the timed
+bench's). Each count covers the load
 generator's whole run (its connections' setup included) and is divided by what the scenario
 counts (handshakes, acks, deliveries), after taking off the cost of the scenario's own
 connections (their count times the instructions per handshake of the connect scenario, when it
@@ -43,6 +44,14 @@ SCENARIOS = {
                ["fanout", "--receivers", "100", "--window", "4", "--duration", "8",
                 "--warmup", "0"], "deliveries", 101),
 }
+
+
+def set_fanout(receivers: int, window: int) -> None:
+    """The fan-out scenario with ``receivers`` and ``window`` (bench/compat.py's: 1000, 16)."""
+    SCENARIOS["fanout"] = (
+        f"fan-out N={receivers} W={window} (per delivery)",
+        ["fanout", "--receivers", str(receivers), "--window", str(window), "--duration", "8",
+         "--warmup", "0"], "deliveries", receivers + 1)
 
 
 def loadgen(args: list[str], port: int) -> dict[str, object]:
@@ -112,7 +121,10 @@ def main() -> None:
     parser.add_argument("--servers", default="compat-own,native")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--fanout", default="100,4", help="fan-out receivers,window")
     opts = parser.parse_args()
+    receivers, window = (int(x) for x in opts.fanout.split(","))
+    set_fanout(receivers, window)
     servers = opts.servers.split(",")
     wanted = opts.scenarios.split(",")
     rows = []
