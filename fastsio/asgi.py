@@ -495,7 +495,9 @@ async def _allowed(engine: EngineServer, req: Request) -> str | None:
     def refuse(message: str | None) -> None:
         fut.set_result(message or "")
 
-    await engine._allow_then(req, accept, refuse)
+    later = engine._allow_then(req, accept, refuse)
+    if later is not None:
+        await later
     return await fut
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import re
 import secrets
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -216,7 +217,27 @@ class Namespace(_Emitting):
         if not self._middlewares:
             self._do_connect(client, sock, session)
             return
-        self.server._spawn(self._run_middlewares(client, sock, session))
+        # Run at once, as the official server's synchronous next() does: middlewares that
+        # never suspend (sync ones, async ones that only check) connect the socket here, with
+        # no task. In a context of their own, as a task would give them, which the socket's
+        # connection handlers share.
+        contextvars.copy_context().run(self._step_middlewares, client, sock, session)
+
+    def _step_middlewares(self, client: Client, sock: Socket, session: Session | None) -> None:
+        middlewares = list(self._middlewares)
+        for i, fn in enumerate(middlewares):
+            try:
+                result = fn(sock)
+            except Exception as exc:
+                self._refuse(client, sock, exc)
+                return
+            if result is not None and inspect.isawaitable(result):
+                # Stepped like a handler (Server._call): on in a task only if it suspends,
+                # with the middlewares after it.
+                self.server._call(self._run_middlewares,
+                                  (client, sock, session, result, middlewares[i + 1:]))
+                return
+        self._do_connect(client, sock, session)
 
     async def _add_recovering(self, client: Client, auth: dict[str, Any]) -> None:
         recovery = self.server.recovery
@@ -255,22 +276,27 @@ class Namespace(_Emitting):
             self._connect_fresh(client, sock, session)
 
     async def _run_middlewares(
-        self, client: Client, sock: Socket, session: Session | None = None
+        self, client: Client, sock: Socket, session: Session | None,
+        pending: Awaitable[Any], rest: list[Handler],
     ) -> None:
         try:
-            for fn in list(self._middlewares):
+            await pending
+            for fn in rest:
                 result = fn(sock)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     await result
-        except ConnectionRefused as exc:
-            sock._cleanup()
-            client.connect_error(self.name, exc.message, exc.data)
-            return
         except Exception as exc:
-            sock._cleanup()
-            client.connect_error(self.name, str(exc) or type(exc).__name__, None)
+            self._refuse(client, sock, exc)
             return
         self._do_connect(client, sock, session)
+
+    def _refuse(self, client: Client, sock: Socket, exc: Exception) -> None:
+        """A middleware refused ``sock`` (raising): the client gets a CONNECT_ERROR."""
+        sock._cleanup()
+        if isinstance(exc, ConnectionRefused):
+            client.connect_error(self.name, exc.message, exc.data)
+        else:
+            client.connect_error(self.name, str(exc) or type(exc).__name__, None)
 
     def _do_connect(self, client: Client, sock: Socket, session: Session | None = None) -> None:
         """Connect ``sock``; ``session``: the one being restored (connection state recovery),

@@ -65,6 +65,10 @@ class _Resumed:
             except StopIteration as stop:
                 return stop.value
 
+# Looked up once per handler call (Server._call).
+_Coroutine = types.CoroutineType
+_copy_context = contextvars.copy_context
+
 Room = Hashable
 Handler = Callable[..., Any]
 AdapterFactory = Callable[[Namespace, "dict[str, Any] | None"], Adapter]
@@ -335,10 +339,10 @@ class Server(_Emitting):
         except Exception:
             log.exception("error in handler %s", getattr(fn, "__name__", fn))
             return
-        if type(result) is types.CoroutineType:
+        if type(result) is _Coroutine:
             # Its own context, as a task would give it: what it sets does not leak into the
             # dispatch's context (sync handlers share that one, as before).
-            ctx = contextvars.copy_context()
+            ctx = _copy_context()
             try:
                 future = ctx.run(result.send, None)
             except StopIteration as stop:

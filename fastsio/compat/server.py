@@ -12,13 +12,13 @@ import asyncio
 import hmac
 import inspect
 import logging
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from functools import partial
 from typing import Any
 
 from fastsio.adapter import Adapter
 from fastsio.compat import exceptions
-from fastsio.compat._calls import call_handler
+from fastsio.compat._calls import _OPTIONAL_LAST, call_handler
 from fastsio.compat.manager import AsyncManager
 from fastsio.compat.namespace import AsyncNamespace
 from fastsio.exceptions import AckTimeout, ConnectionRefused
@@ -31,6 +31,9 @@ __all__ = ["AsyncServer"]
 default_logger = logging.getLogger("socketio.server")
 
 _RESERVED = ("connect", "disconnect")
+_dict_get = dict.get
+# How many events' runners one namespace keeps (_Handlers): beyond, they are made per event.
+_MAX_RUNNERS = 1024
 
 # Native disconnect reasons -> python-socketio's (``engineio.Server.reason``).
 _REASONS = {
@@ -110,16 +113,28 @@ def build_environ(sock: Socket) -> dict[str, Any]:
         "SERVER_PORT": port or ("443" if req.secure else "80"),
         "wsgi.url_scheme": "https" if req.secure else "http",
     }
+    names = _ENVIRON_NAMES
     for key, value in req.headers.items():
-        cgi = key.upper().replace("-", "_")
-        if cgi == "CONTENT_TYPE" or cgi == "CONTENT_LENGTH":
-            environ[cgi] = value
-        else:
-            environ["HTTP_" + cgi] = value
+        env_key = names.get(key)
+        if env_key is None:
+            env_key = _environ_name(key)
+        environ[env_key] = value
     extra = getattr(req, "environ_extra", None)
     if extra:
         environ.update(extra)
     return environ
+
+
+# Header name -> its environ key, for the header names seen (bounded: clients choose them).
+_ENVIRON_NAMES: dict[str, str] = {}
+
+
+def _environ_name(header: str) -> str:
+    cgi = header.upper().replace("-", "_")
+    name = cgi if cgi == "CONTENT_TYPE" or cgi == "CONTENT_LENGTH" else "HTTP_" + cgi
+    if len(_ENVIRON_NAMES) < 512:
+        _ENVIRON_NAMES[header] = name
+    return name
 
 
 class _Handlers(dict):  # type: ignore[type-arg]
@@ -128,29 +143,53 @@ class _Handlers(dict):  # type: ignore[type-arg]
     The native namespace looks its handlers up by event name in this table, once per event; here
     the lookup applies python-socketio's rules instead (handlers of the namespace, catch-all
     ``"*"`` events and namespaces, class-based namespaces), evaluated per event so that handlers
-    registered later count too. An event nobody handles gets no handler, so its ack request
-    stays unanswered, as in python-socketio.
+    registered later (or put in ``sio.handlers`` directly) count too. An event nobody handles
+    gets no handler, so its ack request stays unanswered, as in python-socketio.
+
+    What the lookup finds is called through a runner (``AsyncServer._runner``) that passes the
+    sid; the runner of each event is kept while the lookup keeps finding the same handler, so an
+    event costs the lookup and one call, not the making of a new wrapper.
     """
 
     def __init__(self, server: AsyncServer, namespace: str) -> None:
         super().__init__()
         self._server = server
         self._namespace = namespace
+        # event -> (handler, leading args, [runner]) for the handler last found for it.
+        self._runners: dict[str, tuple[Callable[..., Any], tuple[Any, ...], list[Any]]] = {}
 
     def get(self, event: str, default: Any = None) -> Any:
         srv = self._server
         # Handlers registered natively on the same namespace (sio.io.on(...), nsp.on(...))
         # are kept in the dict itself and run after compat's.
-        native = dict.get(self, event)
+        native = _dict_get(self, event)
+        kept = self._runners.get(event)
+        if kept is not None and not kept[1] and not native:
+            # The common case, checked first: the namespace's own handler for the event, the
+            # one found last time (what _resolve would find first).
+            own = srv.handlers.get(self._namespace)
+            if own is not None and own.get(event) is kept[0]:
+                return kept[2]
         if event == "connection":
-            found: list[Any] | None = srv._on_connection_list
+            # Only always_connect has work once connected (the connect handler).
+            found: list[Any] | None = srv._on_connection_list if srv.always_connect else None
         elif event == "disconnecting":
             found = srv._on_disconnecting_list
         elif event in ("disconnect", "error"):
             found = None
         else:
             resolved = srv._resolve(event, self._namespace)
-            found = None if resolved is None else [partial(srv._run_event, event, resolved)]
+            if resolved is None:
+                found = None
+            else:
+                fn, lead = resolved
+                if kept is not None and kept[0] == fn and kept[1] == lead:
+                    found = kept[2]
+                else:
+                    found = [srv._runner(event, fn, lead)]
+                    # Bounded: with a catch-all handler every name a client sends resolves.
+                    if len(self._runners) < _MAX_RUNNERS or event in self._runners:
+                        self._runners[event] = (fn, lead, found)
         if native:
             return [*(found or ()), *native]
         return default if found is None else found
@@ -202,7 +241,8 @@ class AsyncServer:
         self.async_mode = kwargs.pop("async_mode", None) or "asgi"
         self.handlers: dict[str, dict[str, Callable[..., Any]]] = {}
         self.namespace_handlers: dict[str, AsyncNamespace] = {}
-        self.environ: dict[str, dict[str, Any]] = {}  # by sid (python-socketio: by eio sid)
+        # By sid (python-socketio: by eio sid), made on first use (_environ_of).
+        self.environ: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, Socket] = {}  # connect handler running
         # Disconnect handler running: the socket and its rooms from before it left them.
         self._leaving: dict[str, tuple[Socket, set[Hashable]]] = {}
@@ -455,12 +495,14 @@ class AsyncServer:
                 return fn, (ns,)
             if event not in _RESERVED and "*" in star:
                 return star["*"], (event, ns)
+        # A class-based namespace: its bound trigger_event, which compares equal from one
+        # lookup to the next (so _Handlers keeps its runner).
         handler = self.namespace_handlers.get(ns)
         if handler is not None:
-            return partial(handler.trigger_event, event), ()
+            return handler.trigger_event, (event,)
         handler = self.namespace_handlers.get("*")
         if handler is not None:
-            return partial(handler.trigger_event, event), (ns,)
+            return handler.trigger_event, (event, ns)
         return None
 
     # -- dispatch ----------------------------------------------------------------------------
@@ -474,12 +516,27 @@ class AsyncServer:
             result = await result
         return result
 
-    def _run_event(self, event: str, found: tuple[Callable[..., Any], tuple[Any, ...]],
-                   sock: Socket, *args: Any) -> Any:
-        fn, lead = found
-        if not self.async_handlers:
-            return self._in_order(sock.id, fn, event, (*lead, sock.id, *args))
-        return call_handler(fn, event, (*lead, sock.id, *args))
+    def _runner(self, event: str, fn: Callable[..., Any],
+                lead: tuple[Any, ...]) -> Callable[..., Any]:
+        """What the native namespace calls for ``event``: ``fn(*lead, sid, *args)``, or, with
+        ``async_handlers=False`` (read per event, as python-socketio does), that call queued
+        behind the client's earlier events."""
+        if lead or event in _OPTIONAL_LAST:
+            # Catch-all handlers and class-based namespaces (leading args), and the events
+            # whose handlers may take one argument fewer (never sent by clients: reserved).
+            def run(sock: Socket, *args: Any) -> Any:
+                if not self.async_handlers:
+                    return self._in_order(sock.id, fn, event, (*lead, sock.id, *args))
+                return call_handler(fn, event, (*lead, sock.id, *args))
+        else:
+            def run(sock: Socket, *args: Any) -> Any:
+                if not self.async_handlers:
+                    return self._in_order(sock.id, fn, event, (sock.id, *args))
+                return fn(sock.id, *args)
+
+        # The handler's name in the native server's "error in handler ..." log lines.
+        run.__name__ = run.__qualname__ = getattr(fn, "__name__", None) or repr(fn)
+        return run
 
     async def _in_order(self, sid: str, fn: Callable[..., Any], event: str,
                         args: tuple[Any, ...]) -> Any:
@@ -499,11 +556,17 @@ class AsyncServer:
             if self._order.get(sid) is mine:
                 del self._order[sid]
 
-    async def _connect_middleware(self, sock: Socket) -> None:
-        sid = sock.id
-        self.environ[sid] = build_environ(sock)
+    def _connect_middleware(self, sock: Socket) -> Awaitable[None] | None:
         if self.always_connect:
-            return  # the connect handler runs once the client has its CONNECT reply
+            return None  # the connect handler runs once the client has its CONNECT reply
+        if self._resolve("connect", sock.nsp.name) is None:
+            # No connect handler: accepted as python-socketio does, here and now. Its environ
+            # is made when asked for (_environ_of), from the handshake request it keeps.
+            return None
+        return self._connect_handler(sock)
+
+    async def _connect_handler(self, sock: Socket) -> None:
+        sid = sock.id
         self._pending[sid] = sock
         try:
             refusal = await self._call_connect(sock)
@@ -522,7 +585,7 @@ class AsyncServer:
         auth = sock.handshake.auth or None
         try:
             result = await self._trigger("connect", sock.nsp.name, sock.id,
-                                         self.environ[sock.id], auth)
+                                         self._environ_of(sock), auth)
         except exceptions.ConnectionRefusedError as exc:
             return exc.error_args
         except Exception as exc:
@@ -554,6 +617,9 @@ class AsyncServer:
         if sid in self._refused:
             self._refused.discard(sid)
             self.environ.pop(sid, None)
+            return None
+        if self._resolve("disconnect", sock.nsp.name) is None:
+            self.environ.pop(sid, None)  # no disconnect handler: nothing to keep for it
             return None
         # Its rooms as they were: the handler runs once the native socket has left them.
         self._leaving[sid] = (sock, sock.rooms)
@@ -716,10 +782,23 @@ class AsyncServer:
         return self._require(sid, namespace).transport
 
     def get_environ(self, sid: str, namespace: str | None = None) -> dict[str, Any] | None:
-        """The environ dict the client's ``connect`` handler got."""
-        if self._find(sid, namespace) is None:
+        """The environ dict the client's ``connect`` handler got (the same object), or that
+        it would have got."""
+        sock = self._find(sid, namespace)
+        if sock is None:
             return None
-        return self.environ.get(sid)
+        return self._environ_of(sock)
+
+    def _environ_of(self, sock: Socket) -> dict[str, Any]:
+        """The environ of ``sock``, made on first use: for the connect handler, or when asked
+        for by ``get_environ``. It comes from the handshake request, which the connection
+        keeps, so it is the same whenever it is made; most apps never ask (a connection
+        without a connect handler then costs nothing for it), and once made it is kept until
+        the client disconnects, so every caller gets the same dict."""
+        environ = self.environ.get(sock.id)
+        if environ is None:
+            environ = self.environ[sock.id] = build_environ(sock)
+        return environ
 
     # -- tasks and lifecycle ------------------------------------------------------------------
     def start_background_task(self, target: Callable[..., Any], *args: Any,

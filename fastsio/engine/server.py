@@ -423,8 +423,8 @@ class EngineServer:
         elif self.allow_request is None:
             self._handshake_polling(req, conn)
         else:
-            self._spawn(self._allow_then(req, lambda: self._handshake_polling(req, conn),
-                                         lambda m: self._abort_request(conn, req, FORBIDDEN, m)))
+            self._allow(req, lambda: self._handshake_polling(req, conn),
+                        lambda m: self._abort_request(conn, req, FORBIDDEN, m))
 
     def _refuse_closing(self, req: Request, conn: HttpConnection) -> None:
         """A new session asked for while the server closes (a connection opened before)."""
@@ -446,21 +446,48 @@ class EngineServer:
             return
         conn.respond(req, 413, self._cors_headers(req), b"", close=True)
 
-    async def _allow_then(
+    def _allow(
         self, req: Request, accept: Callable[[], None], refuse: Callable[[str | None], None]
     ) -> None:
+        """Ask ``allow_request`` about the handshake ``req``, then ``accept()`` or
+        ``refuse(message)``: at once for a sync answer; only an async one gets a task (a task
+        per handshake was a good part of a handshake's cost)."""
+        later = self._allow_then(req, accept, refuse)
+        if later is not None:
+            self._spawn(later)
+
+    def _allow_then(
+        self, req: Request, accept: Callable[[], None], refuse: Callable[[str | None], None]
+    ) -> Awaitable[None] | None:
+        """:meth:`_allow`'s decision: ``None`` once made (``accept`` or ``refuse`` called), or,
+        for an async ``allow_request``, what makes it when awaited."""
         assert self.allow_request is not None
         try:
             result = self.allow_request(req)
-            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                result = await result
+        except Exception as exc:
+            refuse(str(exc) or None)
+            return None
+        if result is True or result is None:
+            accept()
+        elif asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            return self._await_allowed(result, accept, refuse)
+        else:
+            refuse(result if isinstance(result, str) else None)
+        return None
+
+    async def _await_allowed(
+        self, result: Awaitable[Any], accept: Callable[[], None],
+        refuse: Callable[[str | None], None],
+    ) -> None:
+        try:
+            answer = await result
         except Exception as exc:
             refuse(str(exc) or None)
             return
-        if result is True or result is None:
+        if answer is True or answer is None:
             accept()
         else:
-            refuse(result if isinstance(result, str) else None)
+            refuse(answer if isinstance(answer, str) else None)
 
     def _verify(self, req: Request, upgrade: bool) -> tuple[int, str | None] | None:
         transport = req.query.get("transport")
@@ -614,11 +641,11 @@ class EngineServer:
             )
             self._hand_over(req, conn, listener, sid)
         elif self.allow_request is not None:
-            self._spawn(self._allow_then(
+            self._allow(
                 req,
                 lambda: self._upgrade_new(req, conn),
                 lambda m: conn.abort_upgrade(m or ERROR_MESSAGES[FORBIDDEN]),
-            ))
+            )
         else:
             self._upgrade_new(req, conn)
 
