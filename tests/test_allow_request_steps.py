@@ -10,7 +10,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.rawclient import eio_url, json_error, ws_open
+from tests.clients.http import json_error
+from tests.clients.wire import eio_url
+from tests.clients.ws import ws_open
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])

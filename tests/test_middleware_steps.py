@@ -10,17 +10,9 @@ import contextvars
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.socket_helpers import ClientPool
+from tests.clients.loops import wait_for
 
 who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
-
-
-@pytest.fixture
-async def clients():
-    pool = ClientPool()
-    yield pool
-    await pool.close()
 
 
 def server_task(io) -> asyncio.Task | None:

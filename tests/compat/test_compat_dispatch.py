@@ -14,7 +14,7 @@ import socketio as psio
 
 from fastsio import compat as socketio
 from fastsio.compat.server import _MAX_RUNNERS
-from tests.conftest import wait_for
+from tests.clients.loops import wait_for
 
 TIMEOUT = 5
 
