@@ -2,7 +2,8 @@
 
 picows's ``WSProtocol`` constructor is not public API (``picows.api.ws_create_server`` builds it
 internally, and picows's stubs leave it out). This module is the only place that calls it;
-``pyproject.toml`` bounds picows's version so a changed signature cannot slip in unnoticed.
+``pyproject.toml`` pins picows's version (the core's ``Inbox`` is compiled against its C layout
+too) so a changed signature cannot slip in unnoticed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from fastsio.engine.clientlog import PicowsLog, slow_clients
 
 if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
-    from fastsio.engine.socket import EngineSocket
 
 # The flusher that writes each WebSocket's frames once per loop iteration lives in the core.
 __all__ = ["Flusher", "WebSocketTransport", "WebSocketTransport3", "hand_over"]
