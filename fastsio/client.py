@@ -62,7 +62,7 @@ class Client:
         conn.on_message = self._on_message
         conn.on_close = self._on_close
         conn.data = self
-        if server._packets is None and not _trace.socket and not _trace.engine:
+        if server._packets is None:
             # What _on_message and _on_packet do with a whole packet, the engine's WebSocket
             # transport does in the core (one Python call per packet): see _core/inbox.pyx.
             conn.set_sink(self.decoder, self.nsps, self._on_packet)

@@ -6,6 +6,7 @@ connection."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -167,3 +168,23 @@ async def test_msgpack_event_over_the_sink(make_server):
         assert op == OP_BINARY
         assert msgpack.unpackb(payload) == {"type": 3, "nsp": "/", "data": [7], "id": 3}
         assert "Client._on_message" not in calls.names
+
+
+async def test_a_trace_turned_on_later_sees_the_packets(make_server, caplog):
+    from fastsio import trace
+
+    _, url = await _echo_server(make_server)
+    async with await _joined(url) as ws:
+        ws.send_text('421["echo","quiet"]')
+        assert await ws.recv_text() == '431["quiet"]'
+        caplog.set_level(logging.DEBUG, logger="fastsio.trace.socket")
+        trace.refresh()  # as the trace's docs say, after changing the logging configuration
+        try:
+            ws.send_text('422["echo","traced"]')
+            assert await ws.recv_text() == '432["traced"]'
+        finally:
+            trace.SOCKET.setLevel(logging.NOTSET)
+            trace.refresh()
+    lines = [r.getMessage() for r in caplog.records if r.name == "fastsio.trace.socket"]
+    assert any("< EVENT / " in line and "traced" in line for line in lines), lines
+    assert not any("quiet" in line and "< EVENT" in line for line in lines)

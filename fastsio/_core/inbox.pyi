@@ -7,6 +7,8 @@ from picows import WSFrame, WSListener, WSTransport
 
 from fastsio._core import msgpack_packet, sio_packet
 
+def use_sinks(on: bool) -> None: ...
+
 class Inbox(WSListener):
     socket: Any
     max_message_size: int

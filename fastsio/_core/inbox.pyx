@@ -25,6 +25,16 @@ from picows.picows cimport WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransp
 from fastsio._core cimport msgpack_packet, sio_packet
 from fastsio._core.errors import ProtocolError
 
+# Off while a per-packet trace is on (fastsio.trace.refresh): every message then takes the
+# engine's path, which traces it, on the connections that have a sink too.
+cdef bint _sinks_on = True
+
+
+def use_sinks(bint on):
+    """Whether the inboxes deliver through their sinks (default True)."""
+    global _sinks_on
+    _sinks_on = on
+
 
 cdef class Inbox(WSListener):
 
@@ -87,7 +97,7 @@ cdef class Inbox(WSListener):
                 self._fragments_size = frame.payload_size
                 self._fragments_binary = kind == WSMsgType.BINARY
                 return
-            if self._decoder is not None:
+            if _sinks_on and self._decoder is not None:
                 if kind == WSMsgType.TEXT:
                     if self._sink_text(frame):
                         return

@@ -339,7 +339,7 @@ class EngineSocket:
             if _trace.engine:
                 trace.ENGINE.debug("%s upgraded to websocket", self.sid)
             ws.attach(self.outbox)
-            if self._sink is not None:
+            if self._sink is not None and isinstance(ws, Inbox):  # not an ASGI WebSocket
                 ws.set_sink(*self._sink)
             if pending:
                 ws.send(pending)
