@@ -17,7 +17,8 @@ import client_bundle
 
 DEBUG = os.environ.get("FASTSIO_BUILD", "release") == "debug"
 
-MODULES = ["errors", "eio_packet", "sio_packet", "msgpack_packet", "outbox", "rooms", "packetlog"]
+MODULES = ["errors", "eio_packet", "sio_packet", "msgpack_packet", "outbox", "inbox", "rooms",
+           "packetlog"]
 
 directives = {
     "language_level": "3",

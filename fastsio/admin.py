@@ -417,6 +417,7 @@ class _Instrumentation:
                 on_close(reason, description)
 
         conn.on_message = counting_message
+        conn.clear_sink()  # every packet through counting_message
         conn.on_close = counting_close
 
     def _on_engine_upgrade(self, conn: EngineSocket) -> None:

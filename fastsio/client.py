@@ -62,6 +62,10 @@ class Client:
         conn.on_message = self._on_message
         conn.on_close = self._on_close
         conn.data = self
+        if server._packets is None:
+            # What _on_message and _on_packet do with a whole packet, the engine's WebSocket
+            # transport does in the core (one Python call per packet): see _core/inbox.pyx.
+            conn.set_sink(self.decoder, self.nsps, self._on_packet)
         self._connect_timer: Timer | None = conn.server.timers.call_later(
             server.connect_timeout, self._on_connect_timeout
         )

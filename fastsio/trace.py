@@ -24,6 +24,8 @@ import os
 import sys
 from typing import Any
 
+from fastsio._core import inbox
+
 LAYERS = ("http", "engine", "socket")
 ROOT = logging.getLogger("fastsio.trace")
 HTTP = logging.getLogger("fastsio.trace.http")
@@ -55,6 +57,8 @@ def refresh() -> None:
     flags.http = HTTP.isEnabledFor(logging.DEBUG)
     flags.engine = ENGINE.isEnabledFor(logging.DEBUG)
     flags.socket = SOCKET.isEnabledFor(logging.DEBUG)
+    # The core's WebSocket sinks skip the layers that trace: off while either one traces.
+    inbox.use_sinks(not (flags.engine or flags.socket))
 
 
 def enable(*layers: str, stream: Any = None) -> None:

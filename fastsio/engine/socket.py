@@ -12,10 +12,12 @@ import orjson
 from fastsio import trace
 from fastsio._core import eio_packet
 from fastsio._core.errors import EnginePacketError
+from fastsio._core.inbox import Inbox
 from fastsio._core.outbox import Outbox
 from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
+    from fastsio._core import msgpack_packet, sio_packet
     from fastsio._core.sio_packet import Encoded
     from fastsio.engine.http import Request
     from fastsio.engine.polling import PollingTransport
@@ -46,6 +48,7 @@ class EngineSocket:
         "_hb_kind",
         "_heartbeat",
         "_probe",
+        "_sink",
         "_upgrade_handle",
         "closed",
         "data",
@@ -89,6 +92,7 @@ class EngineSocket:
         self._upgrade_handle: Timer | None = None
         self._check_handle: Timer | None = None
         self._probe: WebSocketTransport | None = None
+        self._sink: tuple[Any, dict[str, Any], Callable[[Any], None]] | None = None
         # Everything this session sends is queued here, whichever transport serves it (the
         # room index of every namespace writes to it directly: see Adapter).
         self.outbox = Outbox(server._flusher)
@@ -168,6 +172,28 @@ class EngineSocket:
         self.ready_state = "closing"
         self.outbox.open = False
         self._on_close(reason)
+
+    def set_sink(
+        self,
+        decoder: sio_packet.Decoder | msgpack_packet.Decoder,
+        nsps: dict[str, Any],
+        on_packet: Callable[[sio_packet.Packet], None],
+    ) -> None:
+        """Let a WebSocket transport decode Engine.IO messages itself, in the core, and hand
+        each packet to ``nsps[packet.nsp]._on_packet`` (else ``on_packet``): for a layer above
+        that would do just that with what ``on_message`` gets. Every other packet, and any
+        message the core does not take, still comes through ``on_message``."""
+        if self.protocol != 4 or self.closed:
+            return
+        self._sink = (decoder, nsps, on_packet)
+        if isinstance(self.transport, Inbox):
+            self.transport.set_sink(decoder, nsps, on_packet)
+
+    def clear_sink(self) -> None:
+        """Every message through ``on_message`` again (a layer wraps it: see admin)."""
+        self._sink = None
+        if isinstance(self.transport, Inbox):
+            self.transport.set_sink(None, None, None)
 
     # -- heartbeat ---------------------------------------------------------------------------
     def _schedule_ping(self) -> None:
@@ -313,6 +339,8 @@ class EngineSocket:
             if _trace.engine:
                 trace.ENGINE.debug("%s upgraded to websocket", self.sid)
             ws.attach(self.outbox)
+            if self._sink is not None and isinstance(ws, Inbox):  # not an ASGI WebSocket
+                ws.set_sink(*self._sink)
             if pending:
                 ws.send(pending)
             on_upgrade = self.server.on_upgrade
@@ -337,6 +365,8 @@ class EngineSocket:
         self.closed = True
         self.ready_state = "closed"
         self.outbox.open = False
+        if self._sink is not None:
+            self.clear_sink()  # nothing more reaches the namespaces
         self._heartbeat.close()  # also drops the timer's reference to this session
         probe = self._probe
         self._end_upgrade()

@@ -2,7 +2,8 @@
 
 picows's ``WSProtocol`` constructor is not public API (``picows.api.ws_create_server`` builds it
 internally, and picows's stubs leave it out). This module is the only place that calls it;
-``pyproject.toml`` bounds picows's version so a changed signature cannot slip in unnoticed.
+``pyproject.toml`` pins picows's version (the core's ``Inbox`` is compiled against its C layout
+too) so a changed signature cannot slip in unnoticed.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-de
 
 from fastsio._core.eio_packet import ws_frame
 from fastsio._core.errors import EnginePacketError
+from fastsio._core.inbox import Inbox
 from fastsio._core.outbox import Flusher, Outbox
 from fastsio.engine import eio3
 from fastsio.engine.clientlog import PicowsLog, slow_clients
 
 if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
-    from fastsio.engine.socket import EngineSocket
 
 # The flusher that writes each WebSocket's frames once per loop iteration lives in the core.
 __all__ = ["Flusher", "WebSocketTransport", "WebSocketTransport3", "hand_over"]
@@ -114,8 +115,12 @@ def hand_over(
         data = data[n:]
 
 
-class WebSocketTransport(WSListener):
+class WebSocketTransport(Inbox):
     """An Engine.IO transport over one picows WebSocket connection.
+
+    Frames in are the core's (:class:`~fastsio._core.inbox.Inbox`: picows calls its
+    ``on_ws_frame`` at C level); they come here only through ``_deliver``, as Engine.IO messages
+    for :meth:`EngineSocket._on_packet`, unless the session set a packet sink (``set_sink``).
 
     What it sends goes through its session's :class:`~fastsio._core.outbox.Outbox` (attached
     with :meth:`attach`), which queues frames and writes them once per loop iteration. A probe
@@ -127,14 +132,9 @@ class WebSocketTransport(WSListener):
     __slots__ = (
         "_box",
         "_flusher",
-        "_fragment_type",
-        "_fragments",
-        "_fragments_size",
         "_on_open",
         "_paused",
         "closed",
-        "max_message_size",
-        "socket",
         "writable",
         "ws",
     )
@@ -149,15 +149,9 @@ class WebSocketTransport(WSListener):
         self._flusher = flusher
         self._box: Outbox | None = None  # the session's outbox once this is its transport
         self._paused = False  # the socket's write buffer is over its high-water mark
-        self.socket: EngineSocket | None = None
         self.closed = False
         self.writable = False
         self._on_open: Callable[[WebSocketTransport], None] | None = on_open
-        self._fragments: list[bytes] | None = None
-        self._fragment_type: Any = None
-        self._fragments_size = 0
-        # A message (all its fragments together) larger than this closes the connection.
-        self.max_message_size = 1_000_000
 
     # -- picows callbacks ----------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -172,48 +166,6 @@ class WebSocketTransport(WSListener):
         cb, self._on_open = self._on_open, None
         if cb is not None:
             cb(self)
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        msg_type = frame.msg_type
-        if msg_type == WSMsgType.CLOSE:
-            if not transport.is_close_frame_sent:
-                transport.send_close(WSCloseCode.OK)
-            transport.disconnect()
-            return
-        if transport.is_close_frame_sent:
-            # Closing (by us, or by picows after a protocol error such as a frame over
-            # max_frame_size, whose parser may still hand over the offending frame later):
-            # nothing more is delivered.
-            return
-        if frame.rsv1 or frame.rsv2 or frame.rsv3:
-            # No extension is ever negotiated (RFC 6455 5.2: fail the connection).
-            self._protocol_error(WSCloseCode.PROTOCOL_ERROR)
-            return
-        if msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
-            if self._fragments is not None:
-                self._protocol_error(WSCloseCode.PROTOCOL_ERROR)  # a new message mid-message
-                return
-            if not frame.fin:
-                self._fragments = [frame.get_payload_as_bytes()]
-                self._fragments_size = frame.payload_size
-                self._fragment_type = msg_type
-                return
-            self._deliver(frame.get_payload_as_bytes(), msg_type == WSMsgType.BINARY)
-        elif msg_type == WSMsgType.CONTINUATION:
-            if self._fragments is None:
-                self._protocol_error(WSCloseCode.PROTOCOL_ERROR)
-                return
-            self._fragments_size += frame.payload_size
-            if self._fragments_size > self.max_message_size:
-                self._fragments = None
-                self._protocol_error(WSCloseCode.MESSAGE_TOO_BIG)
-                return
-            self._fragments.append(frame.get_payload_as_bytes())
-            if frame.fin:
-                data = b"".join(self._fragments)
-                binary = self._fragment_type == WSMsgType.BINARY
-                self._fragments = None
-                self._deliver(data, binary)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         underlying = transport.underlying_transport
@@ -230,11 +182,8 @@ class WebSocketTransport(WSListener):
                 self.socket._on_transport_close(self)
 
     # -- Engine.IO transport -------------------------------------------------------------------
-    def _deliver(self, data: bytes, binary: bool) -> None:
-        if self.socket is not None:
-            self.socket._on_packet(self, data, binary)
-
     def _protocol_error(self, code: WSCloseCode) -> None:
+        # called by the core (Inbox.on_ws_frame) on a frame that fails the connection
         self._unwritable()
         if self.ws is not None:
             self.ws.send_close(code)
