@@ -13,15 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.rawclient import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONT,
-    OP_TEXT,
-    RawWebSocket,
-    eio_target,
-    ws_frame,
-)
+from tests.clients.wire import OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, eio_target, ws_frame
+from tests.clients.ws import RawWebSocket
 
 
 async def _echo_server(make_server: Any, **options: Any) -> tuple[Any, str]:

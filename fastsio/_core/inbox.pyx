@@ -90,7 +90,8 @@ cdef class Inbox(WSListener):
             return
         if kind == WSMsgType.TEXT or kind == WSMsgType.BINARY:
             if self._fragments is not None:
-                (<object>self)._protocol_error(WSCloseCode.PROTOCOL_ERROR)  # a new message mid-message
+                # A new message in the middle of a fragmented one.
+                (<object>self)._protocol_error(WSCloseCode.PROTOCOL_ERROR)
                 return
             if not frame.fin:
                 self._fragments = [frame.get_payload_as_bytes()]
