@@ -502,6 +502,30 @@ static void on_ready(conn_t *c) {
 }
 
 /* a binary "tick" is complete (its last attachment arrived): count it like a text one */
+/* An ACK for connection c (JSON and msgpack parsers alike): a sender's window moves on; an echo
+ * client checks it is the answer to its one call in flight, records the round trip, sends the next. */
+static void on_ack(conn_t *c, uint64_t id) {
+    if (c->role == R_SENDER) {
+        c->outstanding--;
+        g_total_acks++;
+        if (g_measuring) g_win_acks++;
+        fill_window(c);
+    } else if (c->role == R_ECHO) {
+        if (id != c->wait_id) {
+            conn_close(c, "ack id mismatch");
+            return;
+        }
+        uint64_t t = now_ns();
+        c->outstanding = 0;
+        g_total_acks++;
+        if (g_measuring) {
+            g_win_acks++;
+            h_add(&g_lat, t - c->sent_at);
+        }
+        if (g_sending) send_echo(c);
+    }
+}
+
 static void on_binary_done(conn_t *c) {
     c->bin_wait = 0;
     if (c->role == R_RECEIVER) {
@@ -592,25 +616,7 @@ static void on_text(conn_t *c, const char *p, size_t n) {
         uint64_t id = 0;
         size_t i = 2;
         while (i < n && p[i] >= '0' && p[i] <= '9') id = id * 10 + (uint64_t)(p[i++] - '0');
-        if (c->role == R_SENDER) {
-            c->outstanding--;
-            g_total_acks++;
-            if (g_measuring) g_win_acks++;
-            fill_window(c);
-        } else if (c->role == R_ECHO) {
-            if (id != c->wait_id) {
-                conn_close(c, "ack id mismatch");
-                return;
-            }
-            uint64_t t = now_ns();
-            c->outstanding = 0;
-            g_total_acks++;
-            if (g_measuring) {
-                g_win_acks++;
-                h_add(&g_lat, t - c->sent_at);
-            }
-            if (g_sending) send_echo(c);
-        }
+        on_ack(c, id);
         return;
     }
     default:
@@ -687,25 +693,7 @@ static void on_msgpack(conn_t *c, const char *p, size_t n) {
             conn_close(c, "ACK without an id");
             return;
         }
-        if (c->role == R_SENDER) {
-            c->outstanding--;
-            g_total_acks++;
-            if (g_measuring) g_win_acks++;
-            fill_window(c);
-        } else if (c->role == R_ECHO) {
-            if (id != c->wait_id) {
-                conn_close(c, "ack id mismatch");
-                return;
-            }
-            uint64_t t = now_ns();
-            c->outstanding = 0;
-            g_total_acks++;
-            if (g_measuring) {
-                g_win_acks++;
-                h_add(&g_lat, t - c->sent_at);
-            }
-            if (g_sending) send_echo(c);
-        }
+        on_ack(c, id);
         return;
     }
     default:
