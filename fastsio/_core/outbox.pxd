@@ -23,10 +23,12 @@ cdef class Outbox:
     cdef public bint paused        # frames: the connection is over its high-water mark
     cdef public bint ready         # packets: the transport can answer now (a GET waits)
     cdef bint _dirty               # in the flusher's list
-    cdef list _queue               # frames (bytes) or packets ((bytes, bool)); None when empty
+    # None when empty; frames: one frame (bytes), or a list of them; packets: (bytes, bool)s
+    cdef object _queue
     cdef Py_ssize_t _queued        # bytes in _queue
     cdef object _owner             # the transport: _drain() (packets), _overflow(queued_bytes)
     cdef object _conn              # frames: the connection (write, get_write_buffer_size)
+    cdef int _fd                   # frames: its socket, when frames may be sent on it directly
     cpdef list take(self)
     cpdef void clear(self)
     cpdef void detach(self)
@@ -39,3 +41,4 @@ cdef class Outbox:
     cdef void _add(self, bytes frame) except *
     cdef void _add_packets(self, list packets, Py_ssize_t size) except *
     cpdef void flush(self) except *
+    cdef bint _send_direct(self, object q) except -1

@@ -10,7 +10,8 @@ either mapping therefore holds the single element itself while there is one, and
 the second on (a ``set`` can never be a room or a sid: it is not hashable). That saves two
 one-element sets (about 430 bytes) per connection.
 """
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Size, PyDict_Values
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 
 from fastsio._core.debug cimport FASTSIO_DEBUG
@@ -48,6 +49,12 @@ cdef object _without(object slot, object item):
     if slot == item:
         return _MISSING
     return slot
+
+
+cdef void _push_all(list boxes, Encoded packet, bint volatile) except *:
+    cdef Py_ssize_t k
+    for k in range(PyList_GET_SIZE(boxes)):
+        (<Outbox>PyList_GET_ITEM(boxes, k)).push(packet, volatile)
 
 
 cdef set _as_set(object slot):
@@ -191,7 +198,42 @@ cdef class RoomIndex:
     cpdef list fanout(self, object rooms, object except_rooms, Encoded packet, bint volatile):
         """Queue ``packet`` for every target of ``rooms`` minus ``except_rooms`` (see
         :meth:`targets`) that has an outbox; returns the targets that have none."""
+        cdef object members
+        cdef list slow
+        if not except_rooms:
+            if type(rooms) is frozenset or type(rooms) is set:
+                if not rooms:
+                    # Everyone: the outboxes themselves, in the order the sockets got them.
+                    slow = None
+                    if PyDict_Size(self._outboxes) != PyDict_Size(self._sids):
+                        slow = [sid for sid in self._sids if sid not in self._outboxes]
+                    _push_all(PyDict_Values(self._outboxes), packet, volatile)
+                    return slow if slow is not None else []
+                if len(rooms) == 1:
+                    for room in rooms:
+                        members = self._rooms.get(room, _MISSING)
+                        if members is _MISSING:
+                            return []
+                        if type(members) is set:
+                            return self._send_set(<set>members, packet, volatile)
+                        return self.send_to([members], packet, volatile)
         return self.send_to(self.targets(rooms, except_rooms), packet, volatile)
+
+    cdef list _send_set(self, set sids, Encoded packet, bint volatile):
+        # The outboxes are gathered before any is pushed to: a push may end a session (a polling
+        # client over its bound), which takes its sid out of this very set.
+        cdef list boxes = []
+        cdef list slow = []
+        cdef dict outboxes = self._outboxes
+        cdef PyObject* box
+        for sid in sids:
+            box = PyDict_GetItemWithError(outboxes, sid)
+            if box is NULL:
+                slow.append(sid)
+            else:
+                boxes.append(<object>box)
+        _push_all(boxes, packet, volatile)
+        return slow
 
     cpdef list send_to(self, list sids, Encoded packet, bint volatile):
         """Queue ``packet`` for each of ``sids`` that has an outbox; returns the others."""
@@ -199,7 +241,7 @@ cdef class RoomIndex:
         cdef dict boxes = self._outboxes
         cdef PyObject* box
         for sid in sids:
-            box = PyDict_GetItem(boxes, sid)
+            box = PyDict_GetItemWithError(boxes, sid)
             if box is NULL:
                 slow.append(sid)
             else:
