@@ -5,6 +5,10 @@
 # next transport replaces them when the session moves to it).
 from fastsio._core.sio_packet cimport Encoded
 
+cimport cython
+
+
+@cython.final
 cdef class Flusher:
     cdef list _dirty               # outboxes with something queued this iteration
     cdef bint _scheduled           # a run is scheduled with the loop
@@ -15,6 +19,8 @@ cdef class Flusher:
     cdef void add(self, Outbox box) except *
     cpdef void run(self) except *
 
+
+@cython.final
 cdef class Outbox:
     cdef readonly Flusher flusher
     cdef public bint open          # the session takes packets (Engine.IO ready state "open")
@@ -35,6 +41,7 @@ cdef class Outbox:
     cpdef void schedule(self) except *
     cdef bint is_idle(self)
     cpdef void push(self, Encoded packet, bint volatile=*) except *
+    cdef void push_shared(self, Encoded packet, bytes frame, bint volatile) except *
     cpdef void push_packet(self, bytes data, bint binary=*) except *
     cpdef void push_raw(self, bytes data, bint binary=*) except *
     cpdef void push_packets(self, list packets) except *

@@ -202,12 +202,16 @@ cdef class Outbox:
         return self.ready and not self._dirty
 
     cpdef void push(self, Encoded packet, bint volatile=False) except *:
-        """Queue an encoded packet (a broadcast calls this once per recipient)."""
+        """Queue an encoded packet."""
+        self.push_shared(packet, packet.get_frame() if self.frames else None, volatile)
+
+    cdef void push_shared(self, Encoded packet, bytes frame, bint volatile) except *:
+        # What a broadcast calls for each recipient, with the packet's frame fetched once.
         if not self.open or (volatile and not self.is_idle()):
             return
         if self.frames:
             if self.writable:
-                self._add(packet.get_frame())
+                self._add(frame)
         else:
             self._add_packets(packet.get_packets(), packet.size)
 

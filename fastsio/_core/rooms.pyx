@@ -52,9 +52,12 @@ cdef object _without(object slot, object item):
 
 
 cdef void _push_all(list boxes, Encoded packet, bint volatile) except *:
-    cdef Py_ssize_t k
-    for k in range(PyList_GET_SIZE(boxes)):
-        (<Outbox>PyList_GET_ITEM(boxes, k)).push(packet, volatile)
+    # ``boxes`` may grow while this runs (never shrinks: see RoomIndex._boxes): the outboxes
+    # there when it started get the packet, each once.
+    cdef Py_ssize_t k, n = PyList_GET_SIZE(boxes)
+    cdef bytes frame = packet.get_frame()
+    for k in range(n):
+        (<Outbox>PyList_GET_ITEM(boxes, k)).push_shared(packet, frame, volatile)
 
 
 cdef set _as_set(object slot):
@@ -72,6 +75,7 @@ cdef class RoomIndex:
         self._rooms = {}
         self._sids = {}
         self._outboxes = {}
+        self._boxes = []
 
     cpdef void add_all(self, object sid, object rooms):
         """Put ``sid`` in each of ``rooms`` (and make it known even when ``rooms`` is empty)."""
@@ -111,7 +115,8 @@ cdef class RoomIndex:
 
     cpdef list delete_all(self, object sid):
         """Forget ``sid``; returns the rooms that became empty."""
-        self._outboxes.pop(sid, None)
+        if self._outboxes.pop(sid, None) is not None:
+            self._boxes = None
         cdef object mine = self._sids.pop(sid, _MISSING)
         cdef list emptied = []
         cdef object members
@@ -191,9 +196,17 @@ cdef class RoomIndex:
         if sid not in self._sids:
             return
         if box is None:
-            self._outboxes.pop(sid, None)
+            if self._outboxes.pop(sid, None) is not None:
+                self._boxes = None
+        elif sid in self._outboxes:
+            if self._outboxes[sid] is not box:
+                self._outboxes[sid] = box
+                self._boxes = None
         else:
             self._outboxes[sid] = box
+            if self._boxes is not None:
+                # Only ever appended to in place: a fan-out walking it sees a prefix that stays.
+                self._boxes.append(box)
 
     cpdef list fanout(self, object rooms, object except_rooms, Encoded packet, bint volatile):
         """Queue ``packet`` for every target of ``rooms`` minus ``except_rooms`` (see
@@ -207,7 +220,9 @@ cdef class RoomIndex:
                     slow = None
                     if PyDict_Size(self._outboxes) != PyDict_Size(self._sids):
                         slow = [sid for sid in self._sids if sid not in self._outboxes]
-                    _push_all(PyDict_Values(self._outboxes), packet, volatile)
+                    if self._boxes is None:
+                        self._boxes = PyDict_Values(self._outboxes)
+                    _push_all(self._boxes, packet, volatile)
                     return slow if slow is not None else []
                 if len(rooms) == 1:
                     for room in rooms:
@@ -245,7 +260,7 @@ cdef class RoomIndex:
             if box is NULL:
                 slow.append(sid)
             else:
-                (<Outbox>box).push(packet, volatile)
+                (<Outbox>box).push_shared(packet, packet.get_frame(), volatile)
         return slow
 
     @property
