@@ -347,7 +347,10 @@ class Server(_Emitting):
                 future = ctx.run(result.send, None)
             except StopIteration as stop:
                 if on_result is not None:
-                    self._send_result(fn, on_result, stop.value)
+                    try:
+                        on_result(stop.value)
+                    except TypeError:
+                        log.exception("error in handler %s", getattr(fn, "__name__", fn))
                 return
             except asyncio.CancelledError:
                 return  # it cancelled itself, as a task it would have ended cancelled
@@ -358,7 +361,11 @@ class Server(_Emitting):
         elif inspect.isawaitable(result):
             self._spawn(self._await_handler(fn, result, on_result))
         elif on_result is not None:
-            self._send_result(fn, on_result, result)
+            # (_send_result, inlined: this is every acked event's path)
+            try:
+                on_result(result)
+            except TypeError:
+                log.exception("error in handler %s", getattr(fn, "__name__", fn))
 
     async def _await_handler(
         self, fn: Handler, aw: Awaitable[Any], on_result: Callable[[Any], None] | None
