@@ -9,13 +9,14 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastsio._core import sio_packet
 from fastsio.adapter import BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, RemoteSocket
 from fastsio.exceptions import ConnectionRefused
-from fastsio.socket import Socket, ack_result
+from fastsio.socket import Socket
 
 if TYPE_CHECKING:
     from fastsio.client import Client
@@ -27,6 +28,30 @@ Room = Hashable
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Callable[..., Any])
 _EVENT_ALIASES = {"connect": "connection"}
+# The namespace's own events (``io.on("connection")`` ...), never a client's: a client may emit
+# an event named "connection" or "error", which reaches the socket's listeners only, as with the
+# official server (whose namespace and socket are separate emitters).
+_NSP_EVENTS = frozenset(("connection", "disconnecting", "disconnect", "error"))
+
+
+class HandlerTable(dict[str, list[Handler]]):
+    """A namespace's handler table that also finds handlers it does not hold: ``fastsio.compat``
+    resolves a client event by python-socketio's rules the first time it is seen, then keeps
+    the answer in the table itself, so the next event costs one dict lookup as natively.
+
+    ``by_sid``: its client-event handlers take the socket's id where native ones take the
+    socket (python-socketio's calling convention), so no wrapper runs per event."""
+
+    by_sid = False
+
+    def resolve(self, event: str) -> list[Handler] | None:
+        """The handlers of the client event ``event`` the table does not hold yet."""
+        return None
+
+    def lifecycle(self, event: str) -> list[Handler] | None:
+        """The handlers of one of the namespace's own events (``connection``, ``disconnecting``,
+        ``disconnect``, ``error``): these take the socket, whatever ``by_sid`` says."""
+        return self.get(event)
 
 
 class _Emitting:
@@ -324,7 +349,7 @@ class Namespace(_Emitting):
                 for parts in session.missed_packets:
                     client.write(sio_packet.Encoded(parts, self.server.parser == "msgpack"))
             sock._send_packet(sio_packet.CONNECT, {"sid": sock.id, "pid": sock.pid})
-        for fn in list(self._handlers.get("connection", ())):
+        for fn in list(self._lookup("connection")):
             self.server._call(fn, (sock,))
 
     def _remove(self, sock: Socket) -> None:
@@ -337,6 +362,13 @@ class Namespace(_Emitting):
             parent._drop_child(self)
 
     # -- dispatch ----------------------------------------------------------------------------
+    def _lookup(self, event: str) -> list[Handler]:
+        """The handlers of one of the namespace's own events (not a client's)."""
+        table = self._handlers
+        if isinstance(table, HandlerTable):
+            return table.lifecycle(event) or []
+        return table.get(event) or []
+
     def _dispatch_event(self, sock: Socket, data: list[Any], ack_id: int | None) -> None:
         if sock._any is not None:
             # As the official server: catch-all listeners see the packet as it arrives, before
@@ -367,41 +399,54 @@ class Namespace(_Emitting):
         handlers = list((sock._handlers or {}).get("error", ()))
         for fn in handlers:
             self.server._call(fn, (exc,))
-        for fn in list(self._handlers.get("error", ())):
+        nsp_handlers = list(self._lookup("error"))
+        for fn in nsp_handlers:
             self.server._call(fn, (sock, exc))
-        if not handlers and not self._handlers.get("error"):
+        if not handlers and not nsp_handlers:
             # The official server ignores an unheard "error". A client can trigger this at
             # will, so not above DEBUG (and ids stay out of logs at INFO and above).
             log.debug("socket %s: unhandled error: %s", sock.id, exc)
 
     def _deliver_event(self, sock: Socket, data: list[Any], ack_id: int | None) -> None:
+        # The hot path of every client event: one handler, its return value the ack, no
+        # per-event closure (the ack is a partial of Socket._reply, made only when asked for).
         event = data[0]
-        args = tuple(data[1:])
+        table = self._handlers
+        first: Any = sock
+        if isinstance(table, HandlerTable):
+            handlers = table.get(event)
+            if handlers is None:
+                handlers = table.resolve(event)
+            if table.by_sid:
+                first = sock.id
+        elif event in _NSP_EVENTS:
+            handlers = None
+        else:
+            handlers = table.get(event)
         server = self.server
-        ack_sent = ack_id is None
-        on_result = None
-        if not ack_sent:
-            ack = sock._make_ack(ack_id)  # type: ignore[arg-type]
-
-            def on_result(value: Any) -> None:
-                try:
-                    ack(*ack_result(value))
-                except TypeError as exc:
-                    raise TypeError(f"the return value of event {event!r}: {exc}") from None
-
-        for fn in list(self._handlers.get(event, ())):
-            server._call(fn, (sock, *args), None if ack_sent else on_result)
-            ack_sent = True
-        if sock._handlers is not None:
-            for fn in list(sock._handlers.get(event, ())):
-                server._call(fn, args, None if ack_sent else on_result)
-                ack_sent = True
+        on_result = None if ack_id is None else partial(sock._reply, ack_id, event)
+        own = sock._handlers
+        if handlers:
+            if len(handlers) == 1:
+                server._call(handlers[0], (first, *data[1:]), on_result)
+            else:
+                for fn in list(handlers):
+                    server._call(fn, (first, *data[1:]), on_result)
+                    on_result = None
+            if own is None:
+                return
+            on_result = None
+        if own is not None:
+            args = tuple(data[1:])
+            for fn in list(own.get(event, ())):
+                server._call(fn, args, on_result)
+                on_result = None
 
     def _dispatch_disconnect(
         self, sock: Socket, event: str, reason: str, description: Any
     ) -> None:
         server = self.server
-        for fn in list(self._handlers.get(event, ())):
+        for fn in list(self._lookup(event)):
             server._call(fn, (sock, reason))
         if sock._handlers is not None:
             for fn in list(sock._handlers.get(event, ())):
