@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastsio._core import sio_packet
-from fastsio.adapter import BroadcastOptions, Session
+from fastsio.adapter import Adapter, BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, RemoteSocket
 from fastsio.exceptions import ConnectionRefused
 from fastsio.socket import Socket
@@ -222,7 +222,7 @@ class Namespace(_Emitting):
             return
         recovery = self.server.recovery
         if recovery is not None and isinstance(auth.get("pid"), str):
-            self.server._spawn(self._add_recovering(client, auth))
+            self._add_recovering(client, auth)
             return
         sock = Socket(self, client, secrets.token_urlsafe(15), client.handshake(auth))
         if recovery is not None:
@@ -264,9 +264,7 @@ class Namespace(_Emitting):
                 return
         self._do_connect(client, sock, session)
 
-    async def _add_recovering(self, client: Client, auth: dict[str, Any]) -> None:
-        recovery = self.server.recovery
-        assert recovery is not None
+    def _add_recovering(self, client: Client, auth: dict[str, Any]) -> None:
         pid = auth["pid"]
         offset = auth.get("offset")
         previous = self._pids.get(pid)
@@ -274,12 +272,35 @@ class Namespace(_Emitting):
             # The same client is back while its old connection looks alive: end the old one
             # first (its session is persisted), so the state moves over whole.
             previous.client.conn.close("transport close")
-        session = None
-        if offset is None or isinstance(offset, str):
-            try:
-                session = await self.adapter.restore_session(pid, offset)
-            except Exception:
-                log.exception("error while restoring a session")
+        if offset is not None and not isinstance(offset, str):
+            self._recovered(client, auth, None)
+            return
+        adapter = self.adapter
+        if type(adapter).restore_session is not Adapter.restore_session:
+            # A cluster adapter asks the network: the rest waits for its answer in a task.
+            self.server._spawn(self._restore_then(client, auth, pid, offset))
+            return
+        # In memory: restored at once, in this packet's dispatch, as a fresh connect is.
+        try:
+            session = adapter.restore_session_now(pid, offset)
+        except Exception:
+            log.exception("error while restoring a session")
+            session = None
+        self._recovered(client, auth, session)
+
+    async def _restore_then(
+        self, client: Client, auth: dict[str, Any], pid: str, offset: str | None
+    ) -> None:
+        try:
+            session = await self.adapter.restore_session(pid, offset)
+        except Exception:
+            log.exception("error while restoring a session")
+            session = None
+        self._recovered(client, auth, session)
+
+    def _recovered(self, client: Client, auth: dict[str, Any], session: Session | None) -> None:
+        """Connect the client whose session ``session`` was restored (``None``: it could not
+        be, and the client gets a fresh one)."""
         if client.conn.closed:
             return
         stats = self.server._stats
@@ -295,7 +316,7 @@ class Namespace(_Emitting):
         sock.data = session.data
         sock.recovered = True
         sock._log_start = session.start
-        if recovery["skip_middlewares"]:
+        if self.server.recovery is not None and self.server.recovery["skip_middlewares"]:
             self._do_connect(client, sock, session)
         else:
             self._connect_fresh(client, sock, session)
