@@ -112,6 +112,25 @@ _DETACHED_PARSER: Any = _DetachedParser()
 _NO_QUEUE: deque[Request] = deque(maxlen=0)  # shared by every detached connection
 
 
+def parse_query(qs: str) -> dict[str, str]:
+    """A query string as ``parse_qsl(qs, keep_blank_values=True)`` reads it, the first value of
+    each name kept. Engine.IO's queries (``EIO=4&transport=websocket&sid=...``) have no escapes:
+    those are split here, without ``parse_qsl``'s per-field calls (a handshake's share)."""
+    query: dict[str, str] = {}
+    if not qs:
+        return query
+    if "%" in qs or "+" in qs:
+        for k, v in parse_qsl(qs, keep_blank_values=True):
+            query.setdefault(k, v)
+        return query
+    for field in qs.split("&"):
+        if field:
+            k, _, v = field.partition("=")
+            if k not in query:
+                query[k] = v
+    return query
+
+
 class Request:
     """One parsed HTTP request. Header names are lower-case; ``query`` keeps the first value."""
 
@@ -143,11 +162,8 @@ class Request:
         self.method = method
         self.url = url
         path, _, qs = url.partition("?")
-        self.path = unquote(path)
-        query: dict[str, str] = {}
-        for k, v in parse_qsl(qs, keep_blank_values=True):
-            query.setdefault(k, v)
-        self.query = query
+        self.path = unquote(path) if "%" in path else path
+        self.query = parse_query(qs)
         self.raw_headers = raw_headers
         headers: dict[str, str] = {}
         for k, v in raw_headers:

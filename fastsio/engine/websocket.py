@@ -20,7 +20,6 @@ from picows import (
     WSListener,
     WSMsgType,
     WSTransport,
-    WSUpgradeResponse,
     WSUpgradeResponseWithListener,
 )
 from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-defined]
@@ -31,6 +30,7 @@ from fastsio._core.inbox import Inbox
 from fastsio._core.outbox import Flusher, Outbox
 from fastsio.engine import eio3
 from fastsio.engine.clientlog import PicowsLog, slow_clients
+from fastsio.engine.upgrade import switching_protocols
 
 if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
@@ -69,14 +69,13 @@ def hand_over(
     """
     transport, tail = conn.detach()
     listener.max_message_size = max_frame_size
-    extra = [(str(k), str(v)) for k, v in headers] if headers else None
+    # The 101's bytes are made here, not by picows per connection (fastsio.engine.upgrade).
+    answer = WSUpgradeResponseWithListener(
+        switching_protocols([(str(k), str(v)) for k, v in headers] if headers else None), listener
+    )
 
     def factory(_request: Any) -> Any:
-        if extra is None:
-            return listener
-        return WSUpgradeResponseWithListener(
-            WSUpgradeResponse.create_101_response(extra), listener
-        )
+        return answer
 
     ws: Any = WSProtocol(
         None,  # host:port (client side only)
