@@ -45,12 +45,20 @@ def test_the_101_is_picows_own(extra):
     assert bytes(response.to_bytes()) == picows_bytes(extra)
 
 
-def test_a_hook_that_sets_the_accept_header_gets_picows_response():
-    extra = [("Sec-WebSocket-Accept", "mine"), ("X-A", "1")]
+def test_a_hook_that_sets_the_accept_header_gets_it_replaced_in_place():
+    extra = [("X-A", "1"), ("sec-websocket-accept", "mine"), ("X-B", "2")]
     response = switching_protocols(extra)
-    assert not isinstance(response, SwitchingProtocols)
     response.headers["Sec-WebSocket-Accept"] = ACCEPT
     assert bytes(response.to_bytes()) == picows_bytes(extra)
+
+
+def test_the_first_frame_follows_the_head_once():
+    for extra in (None, [("X-A", "1")], [("Sec-WebSocket-Accept", "mine")]):
+        response = switching_protocols(extra, b"\x81\x01x")
+        response.headers["Sec-WebSocket-Accept"] = ACCEPT
+        assert bytes(response.to_bytes()) == picows_bytes(extra) + b"\x81\x01x"
+        # picows keeps the response for the connection's life: the frame is not kept
+        assert bytes(response.to_bytes()) == picows_bytes(extra)
 
 
 def test_headers_that_are_not_str_are_refused_as_picows_does():

@@ -60,18 +60,23 @@ def hand_over(
     max_frame_size: int,
     handshake_timeout: float,
     headers: Headers | None = None,
+    first_frame: bytes = b"",
 ) -> None:
     """Give ``conn``'s transport to a picows ``WSProtocol`` that completes the upgrade of ``req``.
 
     The request is rebuilt from its parsed parts with ``Connection: Upgrade``, because picows
     compares that header to ``upgrade`` exactly and browsers send ``keep-alive, Upgrade``.
-    ``headers`` go into the ``101`` response (the cookie, the hooks' headers).
+    ``headers`` go into the ``101`` response (the cookie, the hooks' headers); ``first_frame``
+    is written with it (the open packet of a new session).
     """
     transport, tail = conn.detach()
     listener.max_message_size = max_frame_size
     # The 101's bytes are made here, not by picows per connection (fastsio.engine.upgrade).
     answer = WSUpgradeResponseWithListener(
-        switching_protocols([(str(k), str(v)) for k, v in headers] if headers else None), listener
+        switching_protocols(
+            [(str(k), str(v)) for k, v in headers] if headers else None, first_frame
+        ),
+        listener,
     )
 
     def factory(_request: Any) -> Any:
