@@ -205,7 +205,7 @@ class EngineServer:
         self.timers = TimerWheel()
         self._closing = False  # close() has begun: no new session is accepted
         self._draining: list[WebSocketTransport] = []
-        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes, asyncio.get_running_loop)
+        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes, self.timers.loop)
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._lingering: dict[str, tuple[PollingTransport, Timer]] = {}
