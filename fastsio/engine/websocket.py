@@ -58,7 +58,7 @@ def hand_over(
     req: Request,
     listener: WebSocketTransport,
     max_frame_size: int,
-    handshake_timeout: float,
+    handshake_timeout: float | None,
     headers: Headers | None = None,
     first_frame: bytes = b"",
 ) -> None:
