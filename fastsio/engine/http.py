@@ -158,6 +158,7 @@ class Request:
         http_version: str,
         keep_alive: bool,
         remote_address: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.method = method
         self.url = url
@@ -165,9 +166,10 @@ class Request:
         self.path = unquote(path) if "%" in path else path
         self.query = parse_query(qs)
         self.raw_headers = raw_headers
-        headers: dict[str, str] = {}
-        for k, v in raw_headers:
-            headers[k] = headers[k] + ", " + v if k in headers else v
+        if headers is None:  # else made from raw_headers by the caller, in the same pass
+            headers = {}
+            for k, v in raw_headers:
+                headers[k] = headers[k] + ", " + v if k in headers else v
         self.headers = headers
         self.body = body
         self.http_version = http_version
@@ -370,6 +372,8 @@ class HttpConnection(asyncio.Protocol):
                 raise _HandBack
         expect_continue = False
         for name, value in self._headers:
+            if len(name) != 14 and len(name) != 6:
+                continue  # neither Content-Length nor Expect (no lower-casing of the rest)
             lname = name.lower()
             if lname == b"content-length":
                 # A declared length over the limit is refused before any of the body is read.
@@ -426,17 +430,22 @@ class HttpConnection(asyncio.Protocol):
 
     # -- dispatch ----------------------------------------------------------------------------
     def _make_request(self, body: bytes) -> Request:
-        headers = [
-            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self._headers
-        ]
+        raw: Headers = []
+        headers: dict[str, str] = {}
+        for name, value in self._headers:
+            k = name.decode("latin-1").lower()
+            v = value.decode("latin-1")
+            raw.append((k, v))
+            headers[k] = headers[k] + ", " + v if k in headers else v
         req = Request(
             self._parser.get_method().decode("ascii", "replace"),
             self._url.decode("latin-1"),
-            headers,
+            raw,
             body,
             self._parser.get_http_version(),
             bool(self._parser.should_keep_alive()),
             self.remote_address,
+            headers,
         )
         req.secure = self.secure
         proxies = self.server.trusted_proxies
