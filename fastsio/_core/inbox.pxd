@@ -4,6 +4,8 @@
 # no namespace of the map takes. Without a sink, every message goes to ``_deliver`` (Python).
 from picows.picows cimport WSListener, WSTransport, WSFrame
 
+cpdef bint shrink_read_buffer(object protocol) except -1
+
 cdef class Inbox(WSListener):
     cdef public object socket             # the Engine.IO session (engine.socket.EngineSocket)
     cdef public Py_ssize_t max_message_size  # a message (fragments together) over it: close 1009
@@ -15,6 +17,7 @@ cdef class Inbox(WSListener):
     cdef dict _nsps                       # sink: namespace name -> socket (``_on_packet``)
     cdef object _on_packet                # sink: a packet for a namespace not in _nsps
     cpdef void set_sink(self, object decoder, dict nsps, object on_packet) except *
+    cpdef void release_upgrade(self, WSTransport transport) except *
     cpdef void _deliver(self, bytes data, bint binary) except *
     cdef bint _sink_text(self, WSFrame frame) except -1
     cdef bint _sink_binary(self, WSFrame frame) except -1

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from multidict import CIMultiDict
 from picows import (
     WSCloseCode,
     WSFrame,
@@ -26,7 +25,7 @@ from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-de
 
 from fastsio._core.eio_packet import ws_frame
 from fastsio._core.errors import EnginePacketError
-from fastsio._core.inbox import Inbox
+from fastsio._core.inbox import Inbox, shrink_read_buffer
 from fastsio._core.outbox import Flusher, Outbox
 from fastsio.engine import eio3
 from fastsio.engine.clientlog import PicowsLog, slow_clients
@@ -46,11 +45,27 @@ log = logging.getLogger("fastsio.engine")
 _picows_log = PicowsLog(logging.getLogger("fastsio.engine.ws"))
 
 # Engine.IO reads are small; picows grows the buffer on demand (see DESIGN.md, memory facts).
+# 2048 is picows's floor for the upgrade; the core shrinks it after (inbox.shrink_read_buffer).
 READ_BUFFER_SIZE = 2048
-_NO_HEADERS: Any = CIMultiDict()
 # What picows checks of an upgrade request (it reads no other header, and parses each one it
 # gets in Python: fewer is cheaper).
 _UPGRADE_HEADERS = frozenset(("upgrade", "sec-websocket-key", "sec-websocket-version"))
+
+
+def _drop(data: bytes) -> None:
+    pass
+
+
+class _Released(asyncio.Protocol):
+    """What a transport is given between the HTTP front and picows. uvloop's transport keeps
+    the ``data_received`` of the last plain protocol it was given after a buffered one (picows)
+    replaces it: the front's ``HttpConnection`` (about 1 KiB with its timer and lists) would
+    live as long as the WebSocket. A static method, so that every transport shares one."""
+
+    data_received = staticmethod(_drop)
+
+
+_RELEASED = _Released()
 
 
 def hand_over(
@@ -109,14 +124,20 @@ def hand_over(
     req.raw_headers = []  # only needed for this rebuild; ``req.headers`` keeps them all
     lines.append("\r\n")
     data = "".join(lines).encode("latin-1") + tail
+    transport.set_protocol(_RELEASED)
     transport.set_protocol(ws)
     ws.connection_made(transport)
     while data and not transport.is_closing():
         buf = ws.get_buffer(-1)
         n = min(len(buf), len(data))
         buf[:n] = data[:n]
+        del buf  # a view of picows's buffer, which buffer_updated may move
         ws.buffer_updated(n)
         data = data[n:]
+    if not transport.is_closing():
+        # Upgraded: the request was read from picows's 2 KiB buffer, the session's messages
+        # fit a smaller one (it grows again on demand).
+        shrink_read_buffer(ws)
 
 
 class WebSocketTransport(Inbox):
@@ -159,11 +180,7 @@ class WebSocketTransport(Inbox):
 
     # -- picows callbacks ----------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
-        # picows keeps the parsed upgrade request and its 101 response for the life of the
-        # connection; their header maps are not read again (memory: about 1 KiB each).
-        for message in (transport.request, transport.response):
-            if message is not None:
-                message.headers = _NO_HEADERS
+        self.release_upgrade(transport)
         self.ws = transport
         transport.underlying_transport.set_write_buffer_limits(high=self._flusher.high_water)
         self.writable = True
