@@ -206,7 +206,7 @@ class Server(_Emitting):
             self.engine.path,
             client_dist,
             {k: Path(v) for k, v in (static_files or {}).items()},
-            self.engine._cors_headers,
+            self.engine.responses.cors_headers,
             msgpack=parser == "msgpack",
         )
         # An ASGI application (FastAPI, Starlette, ...) served on the same port for every HTTP
