@@ -80,6 +80,14 @@ def start(name: str) -> tuple[subprocess.Popen[bytes], int]:
 SCENARIOS = ("fanout", "echo", "connect")
 
 
+def build_loadgen() -> None:
+    """The C load generator, built once (bench/run.py builds the same binary)."""
+    if not LOADGEN.exists():
+        RESULTS.mkdir(exist_ok=True)
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(LOADGEN),
+                        str(BENCH / "loadgen" / "loadgen.c")], check=True)
+
+
 def scenarios(d: str, w: str, conns: int) -> list[tuple[str, str, list[str], str]]:
     return [
         ("fanout", "fan-out N=1000 W=16 (deliveries/s)",
@@ -177,10 +185,7 @@ def main() -> None:
     for s in wanted:
         if s not in SCENARIOS:
             parser.error(f"unknown scenario {s!r}")
-    if not LOADGEN.exists():
-        RESULTS.mkdir(exist_ok=True)
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(LOADGEN),
-                        str(BENCH / "loadgen" / "loadgen.c")], check=True)
+    build_loadgen()
     began = dt.datetime.now(dt.timezone.utc)
     loads = [os.getloadavg()[0]]
     table: list[tuple[str, list[dict[str, dict[str, Any]]]]] = []

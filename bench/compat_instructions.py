@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from compat import LOADGEN, ROOT, SERVERS  # bench/compat.py, beside this file
+from compat import LOADGEN, ROOT, SERVERS, build_loadgen  # bench/compat.py, beside this file
 from run import LOADGEN_CPU, SERVER_CPU, free_port
 
 # name: (title, load generator arguments, what it counts, connections it opens besides)
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--fanout", default="100,4", help="fan-out receivers,window")
     opts = parser.parse_args()
+    build_loadgen()
     receivers, window = (int(x) for x in opts.fanout.split(","))
     set_fanout(receivers, window)
     servers = opts.servers.split(",")

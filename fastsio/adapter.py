@@ -362,7 +362,14 @@ class Adapter:
         ``None`` (a fresh session for the client) when the pid is unknown or expired, or when
         the offset is not one of this log's, or when a packet after it has been evicted: a
         replay is complete or it does not happen.
+
+        A cluster adapter overrides this (it asks the network); while a subclass does not, the
+        namespace calls :meth:`restore_session_now` instead, with no task.
         """
+        return self.restore_session_now(pid, offset)
+
+    def restore_session_now(self, pid: str, offset: str | None) -> Session | None:
+        """:meth:`restore_session`, answered from this process's memory at once."""
         kept = self._sessions.get(pid)
         if kept is None or self.log is None:
             return None

@@ -477,7 +477,7 @@ async def serve_websocket(engine: EngineServer, scope: Scope, receive: Receive, 
 
 async def _accept(engine: EngineServer, req: Request, send: Send, sid: str) -> bool:
     headers: Headers = []
-    engine._response_headers(req, headers, sid)
+    engine.responses.session_headers(req, headers, sid)
     try:
         await send({"type": "websocket.accept", "headers": _bheaders(headers)})
     except Exception:  # the peer went away during the handshake

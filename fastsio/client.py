@@ -30,6 +30,19 @@ TYPE_NAMES = ("CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_
 
 
 
+_date: list[Any] = [-1, ""]  # the second _http_date last formatted, and its text
+
+
+def _http_date() -> str:
+    """``formatdate(usegmt=True)``, formatted once per second (every handshake asks for it)."""
+    now = time.time()
+    second = int(now)
+    if _date[0] != second:
+        _date[1] = formatdate(now, usegmt=True)
+        _date[0] = second
+    return str(_date[1])
+
+
 class Client:
     """Packets in from one connection, to the namespaces it joined; packets out to it."""
 
@@ -86,7 +99,7 @@ class Client:
         # The request's own dicts, not copies: one set per connection whatever the namespaces.
         return Handshake(
             headers=req.headers,
-            time=formatdate(usegmt=True),
+            time=_http_date(),
             address=req.remote_address,
             xdomain="origin" in req.headers,
             secure=req.secure,

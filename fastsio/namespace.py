@@ -9,13 +9,14 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastsio._core import sio_packet
-from fastsio.adapter import BroadcastOptions, Session
+from fastsio.adapter import Adapter, BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, RemoteSocket
 from fastsio.exceptions import ConnectionRefused
-from fastsio.socket import Socket, ack_result
+from fastsio.socket import Socket
 
 if TYPE_CHECKING:
     from fastsio.client import Client
@@ -27,6 +28,30 @@ Room = Hashable
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Callable[..., Any])
 _EVENT_ALIASES = {"connect": "connection"}
+# The namespace's own events (``io.on("connection")`` ...), never a client's: a client may emit
+# an event named "connection" or "error", which reaches the socket's listeners only, as with the
+# official server (whose namespace and socket are separate emitters).
+_NSP_EVENTS = frozenset(("connection", "disconnecting", "disconnect", "error"))
+
+
+class HandlerTable(dict[str, list[Handler]]):
+    """A namespace's handler table that also finds handlers it does not hold: ``fastsio.compat``
+    resolves a client event by python-socketio's rules the first time it is seen, then keeps
+    the answer in the table itself, so the next event costs one dict lookup as natively.
+
+    ``by_sid``: its client-event handlers take the socket's id where native ones take the
+    socket (python-socketio's calling convention), so no wrapper runs per event."""
+
+    by_sid = False
+
+    def resolve(self, event: str) -> list[Handler] | None:
+        """The handlers of the client event ``event`` the table does not hold yet."""
+        return None
+
+    def lifecycle(self, event: str) -> list[Handler] | None:
+        """The handlers of one of the namespace's own events (``connection``, ``disconnecting``,
+        ``disconnect``, ``error``): these take the socket, whatever ``by_sid`` says."""
+        return self.get(event)
 
 
 class _Emitting:
@@ -197,7 +222,7 @@ class Namespace(_Emitting):
             return
         recovery = self.server.recovery
         if recovery is not None and isinstance(auth.get("pid"), str):
-            self.server._spawn(self._add_recovering(client, auth))
+            self._add_recovering(client, auth)
             return
         sock = Socket(self, client, secrets.token_urlsafe(15), client.handshake(auth))
         if recovery is not None:
@@ -239,9 +264,7 @@ class Namespace(_Emitting):
                 return
         self._do_connect(client, sock, session)
 
-    async def _add_recovering(self, client: Client, auth: dict[str, Any]) -> None:
-        recovery = self.server.recovery
-        assert recovery is not None
+    def _add_recovering(self, client: Client, auth: dict[str, Any]) -> None:
         pid = auth["pid"]
         offset = auth.get("offset")
         previous = self._pids.get(pid)
@@ -249,12 +272,35 @@ class Namespace(_Emitting):
             # The same client is back while its old connection looks alive: end the old one
             # first (its session is persisted), so the state moves over whole.
             previous.client.conn.close("transport close")
-        session = None
-        if offset is None or isinstance(offset, str):
-            try:
-                session = await self.adapter.restore_session(pid, offset)
-            except Exception:
-                log.exception("error while restoring a session")
+        if offset is not None and not isinstance(offset, str):
+            self._recovered(client, auth, None)
+            return
+        adapter = self.adapter
+        if type(adapter).restore_session is not Adapter.restore_session:
+            # A cluster adapter asks the network: the rest waits for its answer in a task.
+            self.server._spawn(self._restore_then(client, auth, pid, offset))
+            return
+        # In memory: restored at once, in this packet's dispatch, as a fresh connect is.
+        try:
+            session = adapter.restore_session_now(pid, offset)
+        except Exception:
+            log.exception("error while restoring a session")
+            session = None
+        self._recovered(client, auth, session)
+
+    async def _restore_then(
+        self, client: Client, auth: dict[str, Any], pid: str, offset: str | None
+    ) -> None:
+        try:
+            session = await self.adapter.restore_session(pid, offset)
+        except Exception:
+            log.exception("error while restoring a session")
+            session = None
+        self._recovered(client, auth, session)
+
+    def _recovered(self, client: Client, auth: dict[str, Any], session: Session | None) -> None:
+        """Connect the client whose session ``session`` was restored (``None``: it could not
+        be, and the client gets a fresh one)."""
         if client.conn.closed:
             return
         stats = self.server._stats
@@ -270,7 +316,7 @@ class Namespace(_Emitting):
         sock.data = session.data
         sock.recovered = True
         sock._log_start = session.start
-        if recovery["skip_middlewares"]:
+        if self.server.recovery is not None and self.server.recovery["skip_middlewares"]:
             self._do_connect(client, sock, session)
         else:
             self._connect_fresh(client, sock, session)
@@ -324,7 +370,7 @@ class Namespace(_Emitting):
                 for parts in session.missed_packets:
                     client.write(sio_packet.Encoded(parts, self.server.parser == "msgpack"))
             sock._send_packet(sio_packet.CONNECT, {"sid": sock.id, "pid": sock.pid})
-        for fn in list(self._handlers.get("connection", ())):
+        for fn in list(self._lookup("connection")):
             self.server._call(fn, (sock,))
 
     def _remove(self, sock: Socket) -> None:
@@ -337,6 +383,13 @@ class Namespace(_Emitting):
             parent._drop_child(self)
 
     # -- dispatch ----------------------------------------------------------------------------
+    def _lookup(self, event: str) -> list[Handler]:
+        """The handlers of one of the namespace's own events (not a client's)."""
+        table = self._handlers
+        if isinstance(table, HandlerTable):
+            return table.lifecycle(event) or []
+        return table.get(event) or []
+
     def _dispatch_event(self, sock: Socket, data: list[Any], ack_id: int | None) -> None:
         if sock._any is not None:
             # As the official server: catch-all listeners see the packet as it arrives, before
@@ -367,41 +420,54 @@ class Namespace(_Emitting):
         handlers = list((sock._handlers or {}).get("error", ()))
         for fn in handlers:
             self.server._call(fn, (exc,))
-        for fn in list(self._handlers.get("error", ())):
+        nsp_handlers = list(self._lookup("error"))
+        for fn in nsp_handlers:
             self.server._call(fn, (sock, exc))
-        if not handlers and not self._handlers.get("error"):
+        if not handlers and not nsp_handlers:
             # The official server ignores an unheard "error". A client can trigger this at
             # will, so not above DEBUG (and ids stay out of logs at INFO and above).
             log.debug("socket %s: unhandled error: %s", sock.id, exc)
 
     def _deliver_event(self, sock: Socket, data: list[Any], ack_id: int | None) -> None:
+        # The hot path of every client event: one handler, its return value the ack, no
+        # per-event closure (the ack is a partial of Socket._reply, made only when asked for).
         event = data[0]
-        args = tuple(data[1:])
+        table = self._handlers
+        first: Any = sock
+        if isinstance(table, HandlerTable):
+            handlers = table.get(event)
+            if handlers is None:
+                handlers = table.resolve(event)
+            if table.by_sid:
+                first = sock.id
+        elif event in _NSP_EVENTS:
+            handlers = None
+        else:
+            handlers = table.get(event)
         server = self.server
-        ack_sent = ack_id is None
-        on_result = None
-        if not ack_sent:
-            ack = sock._make_ack(ack_id)  # type: ignore[arg-type]
-
-            def on_result(value: Any) -> None:
-                try:
-                    ack(*ack_result(value))
-                except TypeError as exc:
-                    raise TypeError(f"the return value of event {event!r}: {exc}") from None
-
-        for fn in list(self._handlers.get(event, ())):
-            server._call(fn, (sock, *args), None if ack_sent else on_result)
-            ack_sent = True
-        if sock._handlers is not None:
-            for fn in list(sock._handlers.get(event, ())):
-                server._call(fn, args, None if ack_sent else on_result)
-                ack_sent = True
+        on_result = None if ack_id is None else partial(sock._reply, ack_id, event)
+        own = sock._handlers
+        if handlers:
+            if len(handlers) == 1:
+                server._call(handlers[0], (first, *data[1:]), on_result)
+            else:
+                for fn in list(handlers):
+                    server._call(fn, (first, *data[1:]), on_result)
+                    on_result = None
+            if own is None:
+                return
+            on_result = None
+        if own is not None:
+            args = tuple(data[1:])
+            for fn in list(own.get(event, ())):
+                server._call(fn, args, on_result)
+                on_result = None
 
     def _dispatch_disconnect(
         self, sock: Socket, event: str, reason: str, description: Any
     ) -> None:
         server = self.server
-        for fn in list(self._handlers.get(event, ())):
+        for fn in list(self._lookup(event)):
             server._call(fn, (sock, reason))
         if sock._handlers is not None:
             for fn in list(sock._handlers.get(event, ())):

@@ -18,6 +18,7 @@ from typing import Any, overload
 
 from fastsio import trace
 from fastsio._core import msgpack_packet, sio_packet
+from fastsio._core.coro import step as _step
 from fastsio.adapter import Adapter
 from fastsio.broadcast import BroadcastOperator
 from fastsio.client import Client
@@ -67,6 +68,11 @@ class _Resumed:
 
 # Looked up once per handler call (Server._call).
 _Coroutine = types.CoroutineType
+# What sync handlers return: no need to ask inspect.isawaitable (an ABC check, a few
+# microseconds) whether such a value is awaitable.
+_NEVER_AWAITABLE = frozenset(
+    (type(None), bool, int, float, str, bytes, tuple, list, dict)
+)
 _copy_context = contextvars.copy_context
 
 Room = Hashable
@@ -200,7 +206,7 @@ class Server(_Emitting):
             self.engine.path,
             client_dist,
             {k: Path(v) for k, v in (static_files or {}).items()},
-            self.engine._cors_headers,
+            self.engine.responses.cors_headers,
             msgpack=parser == "msgpack",
         )
         # An ASGI application (FastAPI, Starlette, ...) served on the same port for every HTTP
@@ -342,23 +348,26 @@ class Server(_Emitting):
         if type(result) is _Coroutine:
             # Its own context, as a task would give it: what it sets does not leak into the
             # dispatch's context (sync handlers share that one, as before).
-            ctx = _copy_context()
+            coro, ctx = result, _copy_context()
             try:
-                future = ctx.run(result.send, None)
-            except StopIteration as stop:
-                if on_result is not None:
-                    self._send_result(fn, on_result, stop.value)
-                return
+                done, result = _step(coro, ctx)
             except asyncio.CancelledError:
                 return  # it cancelled itself, as a task it would have ended cancelled
             except Exception:
                 log.exception("error in handler %s", getattr(fn, "__name__", fn))
                 return
-            self._spawn(self._await_handler(fn, _Resumed(result, future, ctx), on_result))
-        elif inspect.isawaitable(result):
+            if not done:
+                self._spawn(self._await_handler(fn, _Resumed(coro, result, ctx), on_result))
+                return
+        elif type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
             self._spawn(self._await_handler(fn, result, on_result))
-        elif on_result is not None:
-            self._send_result(fn, on_result, result)
+            return
+        if on_result is not None:
+            # (_send_result, inlined: this is every acked event's path)
+            try:
+                on_result(result)
+            except TypeError:
+                log.exception("error in handler %s", getattr(fn, "__name__", fn))
 
     async def _await_handler(
         self, fn: Handler, aw: Awaitable[Any], on_result: Callable[[Any], None] | None

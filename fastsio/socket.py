@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastsio._core import sio_packet
+from fastsio._core.outbox import Outbox
 from fastsio.adapter import BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, _as_rooms, check_event
 from fastsio.encoding import encode_fallback
@@ -55,15 +56,6 @@ class Handshake:
     auth: dict[str, Any] = field(default_factory=dict)
 
 
-def ack_result(value: Any) -> list[Any]:
-    """A handler's return value as ack arguments: a tuple spreads, ``None`` sends none."""
-    if value is None:
-        return []
-    if isinstance(value, tuple):
-        return list(value)
-    return [value]
-
-
 def _ack_value(args: tuple[Any, ...]) -> Any:
     if not args:
         return None
@@ -82,6 +74,7 @@ class Socket:
         "_log_start",
         "_middlewares",
         "_out_any",
+        "_outbox",
         "client",
         "connected",
         "data",
@@ -108,6 +101,11 @@ class Socket:
         self._out_any: list[Handler] | None = None
         self._middlewares: list[Handler] | None = None
         self._log_start = 0  # recovery: the log position when this socket's session began
+        # Where this socket's own packets go, with no Python call between: the session's outbox
+        # (which drops them once the session is no longer open, as EngineSocket.send_encoded
+        # does); Engine.IO 3 sessions send through their engine socket.
+        conn = client.conn
+        self._outbox: Outbox | None = conn.outbox if conn.protocol != 3 else None
 
     def __repr__(self) -> str:
         return f"<Socket {self.nsp.name} {self.id} connected={self.connected}>"
@@ -228,14 +226,19 @@ class Socket:
         return ack_id
 
     def _send_packet(self, ptype: int, data: Any = None, ack_id: int | None = None) -> None:
+        nsp = self.nsp
+        server = nsp.server
         try:
-            packet = self.nsp.server.encode(ptype, self.nsp.name, data, ack_id)
+            packet = server.encode(ptype, nsp.name, data, ack_id)
         except TypeError:
-            packet = encode_fallback(self.nsp.server, ptype, self.nsp.name, data, ack_id)
-        server = self.nsp.server
+            packet = encode_fallback(server, ptype, nsp.name, data, ack_id)
         if server._packets is not None or _trace.socket:
             counted(server, self.id, packet)
-        self.client.conn.send_encoded(packet)
+        box = self._outbox
+        if box is not None:
+            box.push(packet)
+        else:
+            self.client.conn.send_encoded(packet)
 
     def timeout(self, seconds: float) -> SocketEmitter:
         """Emit with an ack deadline: ``await socket.timeout(5).emit_with_ack(...)``."""
@@ -404,7 +407,10 @@ class Socket:
     def _on_packet(self, packet: sio_packet.Packet) -> None:
         ptype = packet.type
         if ptype == sio_packet.EVENT:
-            self.nsp._dispatch_event(self, packet.data, packet.id)
+            if self._any is None and not self._middlewares:
+                self.nsp._deliver_event(self, packet.data, packet.id)
+            else:
+                self.nsp._dispatch_event(self, packet.data, packet.id)
         elif ptype == sio_packet.ACK:
             cb = self._acks.pop(packet.id, None) if packet.id is not None else None
             if cb is not None:
@@ -418,17 +424,21 @@ class Socket:
             # A second CONNECT, or a CONNECT_ERROR from a client: a protocol violation.
             self.client.protocol_violation()
 
-    def _make_ack(self, ack_id: int) -> Callable[..., None]:
-        sent = False
-
-        def ack(*args: Any) -> None:
-            nonlocal sent
-            if sent or not self.connected:
-                return
-            sent = True
-            self._send_packet(sio_packet.ACK, list(args), ack_id)
-
-        return ack
+    def _reply(self, ack_id: int, event: str, value: Any) -> None:
+        """Acknowledge the client's ``event`` with its handler's return value: a tuple spreads
+        into the ack's arguments, ``None`` sends none."""
+        if not self.connected:
+            return
+        if value is None:
+            args: list[Any] = []
+        elif isinstance(value, tuple):
+            args = list(value)
+        else:
+            args = [value]
+        try:
+            self._send_packet(sio_packet.ACK, args, ack_id)
+        except TypeError as exc:
+            raise TypeError(f"the return value of event {event!r}: {exc}") from None
 
 
 class SocketEmitter:

@@ -130,6 +130,37 @@ async def test_restores_rooms_and_data(make_server, recovering):
     assert restored.data == {"foo": "bar"}
 
 
+async def test_in_memory_recovery_runs_in_the_dispatch_with_no_task(make_server, recovering):
+    """With the in-memory adapter a session is restored where a fresh one is connected: in
+    the CONNECT packet's dispatch, with no task of the namespace's; the missed packets and
+    the CONNECT reply come all the same."""
+    io, url = await make_server(connection_state_recovery=RECOVERY)
+    seen: list[fastsio.Socket] = []
+    io.on("connection", seen.append)
+    c = recovering(url)
+    await c.connect()
+    await c.drop()
+    io.emit("missed", 1)
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    made: list[str] = []
+
+    def factory(loop, coro, **kwargs):  # type: ignore[no-untyped-def]
+        made.append(getattr(coro, "__qualname__", repr(coro)))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        await c.connect()
+        await wait_for(lambda: len(seen) == 2)
+    finally:
+        loop.set_task_factory(previous)
+    assert seen[1].recovered and seen[1].id == seen[0].id
+    await wait_for(lambda: c.events)
+    assert c.events == [["missed", 1]]
+    assert [name for name in made if name.startswith("Namespace.")] == []
+
+
 async def test_middlewares_skipped_on_recovery_by_default(make_server, recovering):
     io, url = await make_server(connection_state_recovery=RECOVERY)
     calls: list[bool] = []

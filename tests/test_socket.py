@@ -47,6 +47,30 @@ async def test_handler_return_value_is_the_ack(make_server, clients):
     assert await c.recv() == '438["x",{"y":1}]'
 
 
+async def test_client_events_named_like_the_namespaces_own_reach_socket_listeners_only(
+    make_server, clients
+):
+    """A client may emit "connection" or "error" (neither is reserved): as with the official
+    server, whose namespace and socket are separate emitters, that never runs the namespace's
+    own connection or error handlers; a listener on the socket gets it like any event."""
+    io, url = await make_server()
+    seen = []
+
+    @io.on("connection")
+    def on_connection(socket):
+        seen.append(("connection", socket.id))
+        socket.on("error", lambda *args: seen.append(("socket error", args)) or "heard")
+
+    io.on("error", lambda socket, exc: seen.append(("namespace error", exc)))
+    c = await clients.raw(url)
+    await wait_for(lambda: seen)
+    await c.send('421["connection",{"again":true}]')
+    await c.send('422["error","not really"]')
+    assert await c.recv() == '432["heard"]'
+    # The first ack request has no listener: the next packet is the second one's ack.
+    assert seen == [("connection", c.sid), ("socket error", ("not really",))]
+
+
 async def test_direct_all_and_room_emits(make_server, clients):
     io, url = await make_server()
     sockets: dict[str, fastsio.Socket] = {}

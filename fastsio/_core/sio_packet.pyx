@@ -5,7 +5,7 @@
 Engine.IO MESSAGE digit ``4``, attachments follow as raw bytes), and the same packet framed for
 a WebSocket, built on first use and then shared by every recipient of a broadcast.
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 
@@ -39,6 +39,7 @@ RESERVED_EVENTS = frozenset(
 
 # An ack id is a JavaScript number on the client: more than 15 digits cannot round-trip exactly.
 cdef Py_ssize_t MAX_ACK_ID_DIGITS = 15
+cdef Py_ssize_t _COPY_PAYLOAD_MAX = 4096
 
 cdef object _loads = orjson.loads
 cdef object _orjson_dumps = orjson.dumps
@@ -183,16 +184,23 @@ cpdef Packet decode(bytes data, Py_ssize_t start=0, int max_attachments=10,
         i = j + 1 if j < n else n
     if i < n and _is_digit(buf[i]):
         j = i
+        count = 0
         while j < n and _is_digit(buf[j]):
+            count = count * 10 + (buf[j] - 48)  # at most 15 digits: no overflow
             j += 1
             if j - i > MAX_ACK_ID_DIGITS:
                 raise InvalidAckId("ack id too long")
-        p.id = int(data[i:j])
+        p.id = count
         i = j
     if i < n:
         _check_shape(buf, i, n, max_depth, max_args)
         try:
-            payload = _loads(memoryview(data)[i:])
+            # A small payload is copied (cheaper than a memoryview and its slice); a large
+            # one is read in place.
+            if n - i <= _COPY_PAYLOAD_MAX:
+                payload = _loads(PyBytes_FromStringAndSize(buf + i, n - i))
+            else:
+                payload = _loads(memoryview(data)[i:])
         except _JSONDecodeError:
             raise InvalidPayload("invalid JSON") from None
         if not valid_payload(ptype, payload):

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from functools import partial
 from typing import Any
@@ -22,7 +23,7 @@ from fastsio.compat._calls import _OPTIONAL_LAST, call_handler
 from fastsio.compat.manager import AsyncManager
 from fastsio.compat.namespace import AsyncNamespace
 from fastsio.exceptions import AckTimeout, ConnectionRefused
-from fastsio.namespace import Namespace
+from fastsio.namespace import HandlerTable, Namespace
 from fastsio.server import Server
 from fastsio.socket import Socket
 
@@ -31,9 +32,11 @@ __all__ = ["AsyncServer"]
 default_logger = logging.getLogger("socketio.server")
 
 _RESERVED = ("connect", "disconnect")
-_dict_get = dict.get
-# How many events' runners one namespace keeps (_Handlers): beyond, they are made per event.
+# How many client events one namespace's table keeps resolved (_Handlers): beyond, they are
+# resolved per event (a catch-all handler answers any name a client sends).
 _MAX_RUNNERS = 1024
+# The native namespace's own events: never cached (what they run depends on always_connect).
+_LIFECYCLE = frozenset(("connection", "disconnecting", "disconnect", "error"))
 
 # Native disconnect reasons -> python-socketio's (``engineio.Server.reason``).
 _REASONS = {
@@ -137,62 +140,125 @@ def _environ_name(header: str) -> str:
     return name
 
 
-class _Handlers(dict):  # type: ignore[type-arg]
-    """The handler table of one native namespace, answering for the compat server.
+class _Watched(dict):  # type: ignore[type-arg]
+    """One of the registries python-socketio apps may change at any time (``sio.handlers``,
+    its per-namespace dicts, ``sio.namespace_handlers``): every change drops what the
+    namespaces' tables resolved, so a handler added, replaced or removed (through ``sio.on``
+    or by writing to the dicts directly) counts from the next event. Reads stay plain dict
+    reads."""
 
-    The native namespace looks its handlers up by event name in this table, once per event; here
-    the lookup applies python-socketio's rules instead (handlers of the namespace, catch-all
-    ``"*"`` events and namespaces, class-based namespaces), evaluated per event so that handlers
-    registered later (or put in ``sio.handlers`` directly) count too. An event nobody handles
-    gets no handler, so its ack request stays unanswered, as in python-socketio.
+    __slots__ = ("_changed",)
 
-    What the lookup finds is called through a runner (``AsyncServer._runner``) that passes the
-    sid; the runner of each event is kept while the lookup keeps finding the same handler, so an
-    event costs the lookup and one call, not the making of a new wrapper.
-    """
+    def __init__(self, changed: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._changed = changed
 
-    def __init__(self, server: AsyncServer, namespace: str) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def __ior__(self, other: Any) -> _Watched:  # type: ignore[misc]
+        super().update(other)
+        self._changed()
+        return self
+
+    def pop(self, *args: Any) -> Any:
+        value = super().pop(*args)
+        self._changed()
+        return value
+
+    def popitem(self) -> Any:
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        value = super().setdefault(key, default)
+        self._changed()
+        return value
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
+class _Handlers(HandlerTable):
+    """The handler table of one native namespace, filled by python-socketio's rules.
+
+    A client event is resolved the first time it arrives (handlers of the namespace, catch-all
+    ``"*"`` events and namespaces, class-based namespaces) and the answer is kept in the table
+    itself, where the native dispatch finds it with one dict lookup; any change to the
+    registries (:class:`_Watched`, ``async_handlers``, ``handlers``/``namespace_handlers``
+    replaced) empties every table. The handlers it holds take the sid (``by_sid``): a plain
+    handler is called as is, others (catch-all, class-based, ``async_handlers=False``) through
+    a runner. An event nobody handles gets no handler, so its ack request stays unanswered,
+    as in python-socketio.
+
+    Handlers registered natively on the same namespace (``sio.io.on(...)``) are kept apart
+    (``native``) and run after compat's, with the socket as their first argument."""
+
+    by_sid = True
+
+    def __init__(self, server: AsyncServer, nsp: Namespace) -> None:
         super().__init__()
         self._server = server
-        self._namespace = namespace
-        # event -> (handler, leading args, [runner]) for the handler last found for it.
-        self._runners: dict[str, tuple[Callable[..., Any], tuple[Any, ...], list[Any]]] = {}
+        self._nsp = nsp
+        self.native: dict[str, list[Callable[..., Any]]] = {}
 
-    def get(self, event: str, default: Any = None) -> Any:
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        # Namespace.on's registration: a native handler.
+        dict.clear(self)
+        return self.native.setdefault(key, [] if default is None else default)
+
+    def forget(self) -> None:
+        """Drop what was resolved (a registry changed)."""
+        dict.clear(self)
+
+    def lifecycle(self, event: str) -> list[Callable[..., Any]] | None:
         srv = self._server
-        # Handlers registered natively on the same namespace (sio.io.on(...), nsp.on(...))
-        # are kept in the dict itself and run after compat's.
-        native = _dict_get(self, event)
-        kept = self._runners.get(event)
-        if kept is not None and not kept[1] and not native:
-            # The common case, checked first: the namespace's own handler for the event, the
-            # one found last time (what _resolve would find first).
-            own = srv.handlers.get(self._namespace)
-            if own is not None and own.get(event) is kept[0]:
-                return kept[2]
+        found: list[Any] = []
         if event == "connection":
             # Only always_connect has work once connected (the connect handler).
-            found: list[Any] | None = srv._on_connection_list if srv.always_connect else None
+            if srv.always_connect:
+                found.append(srv._on_connection)
         elif event == "disconnecting":
-            found = srv._on_disconnecting_list
-        elif event in ("disconnect", "error"):
-            found = None
-        else:
-            resolved = srv._resolve(event, self._namespace)
-            if resolved is None:
-                found = None
+            found.append(srv._on_disconnecting)
+        found.extend(self.native.get(event, ()))
+        return found
+
+    def resolve(self, event: str) -> list[Callable[..., Any]] | None:
+        srv = self._server
+        ns = self._nsp.name
+        found: list[Callable[..., Any]] = []
+        resolved = srv._resolve(event, ns)
+        if resolved is not None:
+            fn, lead = resolved
+            if lead or event in _OPTIONAL_LAST or not srv.async_handlers:
+                found.append(srv._runner(event, fn, lead))
             else:
-                fn, lead = resolved
-                if kept is not None and kept[0] == fn and kept[1] == lead:
-                    found = kept[2]
-                else:
-                    found = [srv._runner(event, fn, lead)]
-                    # Bounded: with a catch-all handler every name a client sends resolves.
-                    if len(self._runners) < _MAX_RUNNERS or event in self._runners:
-                        self._runners[event] = (fn, lead, found)
-        if native:
-            return [*(found or ()), *native]
-        return default if found is None else found
+                found.append(fn)
+        if event not in _LIFECYCLE:
+            found.extend(_socket_first(self._nsp, fn) for fn in self.native.get(event, ()))
+        if srv._cacheable(ns) and len(self) < _MAX_RUNNERS:
+            dict.__setitem__(self, event, found)
+        return found
+
+
+def _socket_first(nsp: Namespace, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A native handler in a table whose handlers take the sid: called with the socket."""
+    def run(sid: str, *args: Any) -> Any:
+        return fn(nsp.sockets[sid], *args)
+
+    run.__name__ = run.__qualname__ = getattr(fn, "__name__", None) or repr(fn)
+    return run
 
 
 class AsyncServer:
@@ -233,14 +299,18 @@ class AsyncServer:
             elif eng.level == logging.NOTSET:
                 eng.setLevel(logging.INFO)
         self.json = json  # accepted; the native core encodes with orjson (see the guide)
-        self.async_handlers = async_handlers
+        # Every namespace's table (_Handlers), emptied when a registry changes.
+        self._tables: weakref.WeakValueDictionary[str, _Handlers] = (
+            weakref.WeakValueDictionary())
+        self._registry: dict[str, dict[str, Callable[..., Any]]] = _Watched(
+            self._handlers_changed)
+        self._namespace_registry: dict[str, AsyncNamespace] = _Watched(self._handlers_changed)
+        self._async_handlers = async_handlers
         self.always_connect = always_connect
         self.namespaces: str | list[str] = (
             "*" if namespaces == "*" else list(namespaces or ["/"])
         )
         self.async_mode = kwargs.pop("async_mode", None) or "asgi"
-        self.handlers: dict[str, dict[str, Callable[..., Any]]] = {}
-        self.namespace_handlers: dict[str, AsyncNamespace] = {}
         # By sid (python-socketio: by eio sid), made on first use (_environ_of).
         self.environ: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, Socket] = {}  # connect handler running
@@ -254,8 +324,6 @@ class AsyncServer:
         self.manager = manager
         manager.set_server(self)
         self.io = Server(adapter=adapter, **self._native_options(kwargs))
-        self._on_connection_list = [self._on_connection]
-        self._on_disconnecting_list = [self._on_disconnecting]
         self._attached: set[str] = set()
         self._attach(self.io.sockets)
         if self.namespaces == "*":
@@ -430,7 +498,10 @@ class AsyncServer:
         ns = namespace or "/"
 
         def set_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.handlers.setdefault(ns, {})[event] = fn
+            registry = self.handlers.get(ns)
+            if registry is None:
+                registry = self.handlers[ns] = self._new_registry()
+            registry[event] = fn
             self._ensure_namespace(ns)
             return fn
 
@@ -452,6 +523,56 @@ class AsyncServer:
 
         return set_handler
 
+    # -- the registries (python-socketio's attributes, watched) -------------------------------
+    @property
+    def handlers(self) -> dict[str, dict[str, Callable[..., Any]]]:
+        """python-socketio's ``handlers``: namespace -> event -> handler."""
+        return self._registry
+
+    @handlers.setter
+    def handlers(self, value: dict[str, dict[str, Callable[..., Any]]]) -> None:
+        self._registry = value
+        self._handlers_changed()
+
+    @property
+    def namespace_handlers(self) -> dict[str, AsyncNamespace]:
+        """python-socketio's ``namespace_handlers``: namespace -> class-based namespace."""
+        return self._namespace_registry
+
+    @namespace_handlers.setter
+    def namespace_handlers(self, value: dict[str, AsyncNamespace]) -> None:
+        self._namespace_registry = value
+        self._handlers_changed()
+
+    @property
+    def async_handlers(self) -> bool:
+        """python-socketio's ``async_handlers``, read per event (set at any time)."""
+        return self._async_handlers
+
+    @async_handlers.setter
+    def async_handlers(self, value: bool) -> None:
+        self._async_handlers = value
+        self._handlers_changed()
+
+    def _handlers_changed(self) -> None:
+        for table in list(self._tables.values()):
+            table.forget()
+
+    def _new_registry(self) -> _Watched:
+        return _Watched(self._handlers_changed)
+
+    def _cacheable(self, ns: str) -> bool:
+        """Whether what ``_resolve`` finds for ``ns`` may be kept: only while every dict it
+        reads is watched (a plain dict put into ``sio.handlers`` can change unseen)."""
+        handlers = self._registry
+        if type(handlers) is not _Watched or type(self._namespace_registry) is not _Watched:
+            return False
+        for key in (ns, "*"):
+            inner = handlers.get(key)
+            if inner is not None and type(inner) is not _Watched:
+                return False
+        return True
+
     def register_namespace(self, namespace_handler: AsyncNamespace) -> None:
         """Register a class-based namespace (an :class:`AsyncNamespace` instance)."""
         if not isinstance(namespace_handler, AsyncNamespace):
@@ -466,10 +587,15 @@ class AsyncServer:
 
     def _attach(self, nsp: Namespace) -> None:
         self._attached.add(nsp.name)
-        nsp._handlers = _Handlers(self, nsp.name)
+        nsp._handlers = self._table(nsp)
         if nsp.name == "/":
             self.io._handlers = nsp._handlers
         nsp.use(self._connect_middleware)
+
+    def _table(self, nsp: Namespace) -> _Handlers:
+        table = _Handlers(self, nsp)
+        self._tables[nsp.name] = table
+        return table
 
     def _on_new_namespace(self, nsp: Namespace) -> None:
         # A namespace created on demand (namespaces="*"): it gets its own table, which knows
@@ -477,7 +603,7 @@ class AsyncServer:
         # namespaces (the Admin UI's, native ones) keep their native handlers.
         if nsp.parent is not None and nsp.name not in self._attached:
             self._attached.add(nsp.name)
-            nsp._handlers = _Handlers(self, nsp.name)
+            nsp._handlers = self._table(nsp)
 
     def _resolve(self, event: str, ns: str) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
         """python-socketio's handler lookup: ``(handler, leading args)``."""
@@ -524,15 +650,15 @@ class AsyncServer:
         if lead or event in _OPTIONAL_LAST:
             # Catch-all handlers and class-based namespaces (leading args), and the events
             # whose handlers may take one argument fewer (never sent by clients: reserved).
-            def run(sock: Socket, *args: Any) -> Any:
+            def run(sid: str, *args: Any) -> Any:
                 if not self.async_handlers:
-                    return self._in_order(sock.id, fn, event, (*lead, sock.id, *args))
-                return call_handler(fn, event, (*lead, sock.id, *args))
+                    return self._in_order(sid, fn, event, (*lead, sid, *args))
+                return call_handler(fn, event, (*lead, sid, *args))
         else:
-            def run(sock: Socket, *args: Any) -> Any:
+            def run(sid: str, *args: Any) -> Any:
                 if not self.async_handlers:
-                    return self._in_order(sock.id, fn, event, (sock.id, *args))
-                return fn(sock.id, *args)
+                    return self._in_order(sid, fn, event, (sid, *args))
+                return fn(sid, *args)
 
         # The handler's name in the native server's "error in handler ..." log lines.
         run.__name__ = run.__qualname__ = getattr(fn, "__name__", None) or repr(fn)

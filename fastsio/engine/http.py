@@ -112,6 +112,25 @@ _DETACHED_PARSER: Any = _DetachedParser()
 _NO_QUEUE: deque[Request] = deque(maxlen=0)  # shared by every detached connection
 
 
+def parse_query(qs: str) -> dict[str, str]:
+    """A query string as ``parse_qsl(qs, keep_blank_values=True)`` reads it, the first value of
+    each name kept. Engine.IO's queries (``EIO=4&transport=websocket&sid=...``) have no escapes:
+    those are split here, without ``parse_qsl``'s per-field calls (a handshake's share)."""
+    query: dict[str, str] = {}
+    if not qs:
+        return query
+    if "%" in qs or "+" in qs:
+        for k, v in parse_qsl(qs, keep_blank_values=True):
+            query.setdefault(k, v)
+        return query
+    for field in qs.split("&"):
+        if field:
+            k, _, v = field.partition("=")
+            if k not in query:
+                query[k] = v
+    return query
+
+
 class Request:
     """One parsed HTTP request. Header names are lower-case; ``query`` keeps the first value."""
 
@@ -139,19 +158,18 @@ class Request:
         http_version: str,
         keep_alive: bool,
         remote_address: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.method = method
         self.url = url
         path, _, qs = url.partition("?")
-        self.path = unquote(path)
-        query: dict[str, str] = {}
-        for k, v in parse_qsl(qs, keep_blank_values=True):
-            query.setdefault(k, v)
-        self.query = query
+        self.path = unquote(path) if "%" in path else path
+        self.query = parse_query(qs)
         self.raw_headers = raw_headers
-        headers: dict[str, str] = {}
-        for k, v in raw_headers:
-            headers[k] = headers[k] + ", " + v if k in headers else v
+        if headers is None:  # else made from raw_headers by the caller, in the same pass
+            headers = {}
+            for k, v in raw_headers:
+                headers[k] = headers[k] + ", " + v if k in headers else v
         self.headers = headers
         self.body = body
         self.http_version = http_version
@@ -354,6 +372,8 @@ class HttpConnection(asyncio.Protocol):
                 raise _HandBack
         expect_continue = False
         for name, value in self._headers:
+            if len(name) != 14 and len(name) != 6:
+                continue  # neither Content-Length nor Expect (no lower-casing of the rest)
             lname = name.lower()
             if lname == b"content-length":
                 # A declared length over the limit is refused before any of the body is read.
@@ -410,17 +430,22 @@ class HttpConnection(asyncio.Protocol):
 
     # -- dispatch ----------------------------------------------------------------------------
     def _make_request(self, body: bytes) -> Request:
-        headers = [
-            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in self._headers
-        ]
+        raw: Headers = []
+        headers: dict[str, str] = {}
+        for name, value in self._headers:
+            k = name.decode("latin-1").lower()
+            v = value.decode("latin-1")
+            raw.append((k, v))
+            headers[k] = headers[k] + ", " + v if k in headers else v
         req = Request(
             self._parser.get_method().decode("ascii", "replace"),
             self._url.decode("latin-1"),
-            headers,
+            raw,
             body,
             self._parser.get_http_version(),
             bool(self._parser.should_keep_alive()),
             self.remote_address,
+            headers,
         )
         req.secure = self.secure
         proxies = self.server.trusted_proxies

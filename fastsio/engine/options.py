@@ -1,9 +1,12 @@
 """Engine.IO server options that shape HTTP responses: CORS, the session cookie, compression of
-polling responses. Each is checked once, when the server is built, and applied per response."""
+polling responses, the response header hooks. Each is checked once, when the server is built,
+and applied per response through the one :class:`ResponsePolicy` the server hands its
+transports."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -13,6 +16,8 @@ from typing import Any, Union
 from urllib.parse import quote
 
 from fastsio.engine.http import Headers, Request
+
+log = logging.getLogger("fastsio.engine")
 
 CorsOrigins = Union[None, bool, str, Iterable[str], "re.Pattern[str]", Callable[[str], bool]]
 
@@ -299,6 +304,80 @@ def negotiate_encoding(header: str | None, codings: Sequence[str] = _CODINGS) ->
     if not ranked:
         return None
     return max(ranked)[4]
+
+
+# -- the response policy ---------------------------------------------------------------------------
+# ``fn(headers, request)``: append ``(name, value)`` pairs to ``headers`` (a list).
+HeadersHook = Callable[[Headers, Request], None]
+
+
+class ResponsePolicy:
+    """What the server's options add to its HTTP answers, in one object made once per server
+    (:attr:`EngineServer.responses`) and handed to whatever answers: the polling transport, the
+    WebSocket hand-over (its ``101``), ASGI's accept, the file server. They call only these
+    methods and read nothing else of the server's.
+
+    - :meth:`cors_headers` / :meth:`preflight_headers`: CORS (``cors_*`` options);
+    - :meth:`session_headers`: what a successful polling response or ``101`` of a session adds:
+      the session cookie and ``initial_headers`` on its handshake, ``headers`` on every one;
+    - :meth:`compress`: ``http_compression`` of a polling response's body.
+    """
+
+    __slots__ = ("compression", "cookie", "cors", "headers", "initial_headers")
+
+    def __init__(
+        self,
+        cors: Cors | None = None,
+        cookie: Cookie | None = None,
+        compression: Compression | None = None,
+        initial_headers: HeadersHook | None = None,
+        headers: HeadersHook | None = None,
+    ) -> None:
+        self.cors = cors if cors is not None else Cors(None)
+        self.cookie = cookie
+        self.compression = compression
+        self.initial_headers = initial_headers
+        self.headers = headers
+
+    @property
+    def cors_enabled(self) -> bool:
+        """CORS is configured: preflights are answered (else ``OPTIONS`` is refused)."""
+        return self.cors.enabled
+
+    def cors_headers(self, req: Request) -> Headers:
+        """The CORS headers of an actual response to ``req``, as a new list (none unless
+        configured and the origin is allowed)."""
+        return self.cors.headers(req)
+
+    def preflight_headers(self, req: Request) -> Headers:
+        """The headers of the ``204`` answering the preflight ``req``."""
+        return self.cors.preflight_headers(req)
+
+    def session_headers(self, req: Request, headers: Headers, sid: str) -> None:
+        """Append what a successful response of session ``sid`` carries: on its handshake
+        (``req`` without a ``sid``) the cookie, then ``initial_headers``; then ``headers``.
+        A hook that raises is logged; the response goes out without what it did not add."""
+        if not req.query.get("sid"):
+            if self.cookie is not None:
+                headers.append(self.cookie.header(sid, req))
+            if self.initial_headers is not None:
+                _call_hook(self.initial_headers, headers, req)
+        if self.headers is not None:
+            _call_hook(self.headers, headers, req)
+
+    def compress(self, req: Request, body: bytes, headers: Headers) -> bytes:
+        """``body``, compressed (and ``Content-Encoding`` added to ``headers``) when
+        ``http_compression`` is on, the body large enough and the coding accepted."""
+        if self.compression is None:
+            return body
+        return self.compression.apply(req, body, headers)
+
+
+def _call_hook(hook: HeadersHook, headers: Headers, req: Request) -> None:
+    try:
+        hook(headers, req)
+    except Exception:
+        log.exception("error in a response headers hook")
 
 
 # -- behind a reverse proxy ---------------------------------------------------------------------

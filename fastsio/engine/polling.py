@@ -13,6 +13,7 @@ from fastsio.engine.clientlog import slow_clients
 if TYPE_CHECKING:
     from fastsio._core.outbox import Outbox
     from fastsio.engine.http import Headers, HttpConnection, Request
+    from fastsio.engine.options import ResponsePolicy
     from fastsio.engine.socket import EngineSocket
 
 log = logging.getLogger("fastsio.engine")
@@ -28,7 +29,9 @@ _BINARY = ("Content-Type", "application/octet-stream")
 class PollingTransport:
     """One polling session's pending GET; the packets waiting for it are in the session's
     :class:`~fastsio._core.outbox.Outbox` (attached with :meth:`attach`), which drains them
-    into one response per loop iteration while a GET waits."""
+    into one response per loop iteration while a GET waits. What the server's options add to
+    each answer (CORS, the cookie, the hooks, compression) comes from ``policy``, the server's
+    :class:`~fastsio.engine.options.ResponsePolicy`."""
 
     name = "polling"
 
@@ -36,12 +39,14 @@ class PollingTransport:
         "_box",
         "_get",
         "_owed",
+        "_policy",
         "_should_close",
         "closed",
         "socket",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, policy: ResponsePolicy) -> None:
+        self._policy = policy
         self.socket: EngineSocket | None = None
         self.closed = False
         self._get: tuple[HttpConnection, Request] | None = None
@@ -87,7 +92,7 @@ class PollingTransport:
             return
         if self._get is not None:
             # Two GETs at once: the official server fails the session.
-            conn.respond(req, 400, sock.server._cors_headers(req), b"")
+            conn.respond(req, 400, self._policy.cors_headers(req), b"")
             sock._on_error("overlap from client")
             return
         self._set_get((conn, req))
@@ -98,7 +103,7 @@ class PollingTransport:
     def on_post(self, conn: HttpConnection, req: Request) -> None:
         sock = self.socket
         assert sock is not None
-        headers = sock.server._cors_headers(req)
+        headers = self._policy.cors_headers(req)
         if req.too_large:
             conn.respond(req, 413, headers, b"", close=True)
             sock._on_error("payload too large")
@@ -178,8 +183,8 @@ class PollingTransport:
         if sock is None:
             conn.respond(req, 200, [_TEXT, _NO_STORE], eio_packet.encode_payload(packets))
             return
-        server = sock.server
-        headers = server._cors_headers(req)
+        policy = self._policy
+        headers = policy.cors_headers(req)
         if sock.protocol == 3:
             # XHR2 binary payloads unless the client asked for base64 (``b64``).
             body, binary = eio3.encode_payload(packets, not req.query.get("b64"))
@@ -187,8 +192,7 @@ class PollingTransport:
         else:
             body = eio_packet.encode_payload(packets)
             headers.append(_TEXT)
-        if server.http_compression is not None:
-            body = server.http_compression.apply(req, body, headers)
+        body = policy.compress(req, body, headers)
         self._headers(req, headers)
         conn.respond(req, 200, headers, body)
 
@@ -200,7 +204,7 @@ class PollingTransport:
             headers.append(("X-XSS-Protection", "0"))  # as the official server, for old IE
         sock = self.socket
         if sock is not None:
-            sock.server._response_headers(req, headers, sock.sid)
+            self._policy.session_headers(req, headers, sock.sid)
 
     def release(self) -> None:
         """Answer a pending GET with a noop (the upgrade asks the client to stop polling)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from fastsio._core.eio_packet import ws_frame
 from fastsio.engine.http import Headers, HttpConnection, Request, Router
 from fastsio.engine.options import (
     DEFAULT_CORS_METHODS,
@@ -18,6 +19,8 @@ from fastsio.engine.options import (
     Cookie,
     Cors,
     CorsOrigins,
+    HeadersHook,
+    ResponsePolicy,
     TrustedProxies,
 )
 from fastsio.engine.polling import PollingTransport
@@ -50,8 +53,6 @@ ERROR_MESSAGES = {
 HttpHandler = Callable[[Request], "tuple[int, Headers, bytes] | None"]
 AllowRequest = Callable[[Request], bool | str | Awaitable[bool | str | None] | None]
 SidGenerator = Callable[[Request], "str | Awaitable[str]"]
-# ``fn(headers, request)``: append ``(name, value)`` pairs to ``headers`` (a list).
-HeadersHook = Callable[[Headers, Request], None]
 
 
 def request_protocol(req: Request) -> int:
@@ -85,6 +86,10 @@ class EngineServer:
     the connection is closed. ``http_keep_alive_timeout`` (default 5 s, Node's
     ``keepAliveTimeout``) closes a connection idle between requests. ``None`` disables either.
     A request read whole and waiting for its answer (a long-polling GET) is not timed.
+    ``websocket_handshake_timeout`` bounds the WebSocket handshake of an upgrade to the ASGI
+    application behind the front (``Server(other_asgi_app=)``); an Engine.IO upgrade's is
+    over when the front hands it to picows (its request read whole, under
+    ``http_request_timeout``).
     """
 
     def __init__(
@@ -165,6 +170,11 @@ class EngineServer:
         self.sid_generator = sid_generator
         self.initial_headers = initial_headers
         self.headers = headers
+        # What these options add to every answer, for whatever answers (transports, the 101,
+        # ASGI, the file server): they read nothing else of the server's.
+        self.responses = ResponsePolicy(
+            self.cors, self.cookie, self.http_compression, initial_headers, headers
+        )
         self.websocket_handshake_timeout = websocket_handshake_timeout
         self.max_request_line = max_request_line
         self.max_header_size = max_header_size
@@ -199,7 +209,7 @@ class EngineServer:
         self.timers = TimerWheel()
         self._closing = False  # close() has begun: no new session is accepted
         self._draining: list[WebSocketTransport] = []
-        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes, asyncio.get_running_loop)
+        self._flusher = Flusher(write_buffer_high_water, max_queued_bytes, self.timers.loop)
         self._http_connections: set[HttpConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._lingering: dict[str, tuple[PollingTransport, Timer]] = {}
@@ -322,6 +332,18 @@ class EngineServer:
         if item is not None:
             item[0].abort()
 
+    def open_packet(self, sid: str, transport: str, protocol: int) -> bytes:
+        """The Engine.IO open packet of a new session (``0{"sid":...}``)."""
+        handshake: dict[str, Any] = {
+            "sid": sid,
+            "upgrades": self._upgrades_for(transport),
+            "pingInterval": int(self.ping_interval * 1000),
+            "pingTimeout": int(self.ping_timeout * 1000),
+        }
+        if protocol != 3:
+            handshake["maxPayload"] = self.max_http_buffer_size
+        return b"0" + orjson.dumps(handshake)
+
     def _upgrades_for(self, transport: str) -> list[str]:
         if transport == "polling" and self.allow_upgrades and "websocket" in self.transports:
             return ["websocket"]
@@ -331,29 +353,6 @@ class EngineServer:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # -- response headers --------------------------------------------------------------------
-    def _cors_headers(self, req: Request) -> Headers:
-        """The CORS headers of an actual response to ``req`` (none unless configured)."""
-        return self.cors.headers(req)
-
-    def _response_headers(self, req: Request, headers: Headers, sid: str) -> None:
-        """What a successful polling response or a WebSocket ``101`` adds: the session cookie
-        and ``initial_headers`` on the handshake, then ``headers``."""
-        if not req.query.get("sid"):
-            if self.cookie is not None:
-                headers.append(self.cookie.header(sid, req))
-            if self.initial_headers is not None:
-                self._call_hook(self.initial_headers, headers, req)
-        if self.headers is not None:
-            self._call_hook(self.headers, headers, req)
-
-    @staticmethod
-    def _call_hook(hook: HeadersHook, headers: Headers, req: Request) -> None:
-        try:
-            hook(headers, req)
-        except Exception:
-            log.exception("error in a response headers hook")
 
     # -- HTTP routing ------------------------------------------------------------------------
     def _is_ours(self, req: Request) -> bool:
@@ -377,10 +376,10 @@ class EngineServer:
             if answer is not None:
                 conn.respond(req, *answer)
                 return
-        if req.method == "OPTIONS" and self.cors.enabled:
+        if req.method == "OPTIONS" and self.responses.cors_enabled:
             # A CORS preflight. Without CORS configured, OPTIONS is refused like any other
             # method (as the official server, which answers preflights only through ``cors``).
-            conn.respond(req, 204, self.cors.preflight_headers(req), b"")
+            conn.respond(req, 204, self.responses.preflight_headers(req), b"")
             return
         sid = req.query.get("sid")
         if sid and (sock := self.clients.get(sid)) is not None:
@@ -428,7 +427,7 @@ class EngineServer:
 
     def _refuse_closing(self, req: Request, conn: HttpConnection) -> None:
         """A new session asked for while the server closes (a connection opened before)."""
-        headers = [*self._cors_headers(req), ("Content-Type", "text/plain")]
+        headers = [*self.responses.cors_headers(req), ("Content-Type", "text/plain")]
         conn.respond(req, 503, headers, b"Service Unavailable", close=True)
 
     def _refuse_too_large(self, req: Request, conn: HttpConnection) -> None:
@@ -444,7 +443,7 @@ class EngineServer:
         ):
             sock.transport.on_post(conn, req)
             return
-        conn.respond(req, 413, self._cors_headers(req), b"", close=True)
+        conn.respond(req, 413, self.responses.cors_headers(req), b"", close=True)
 
     def _allow(
         self, req: Request, accept: Callable[[], None], refuse: Callable[[str | None], None]
@@ -516,7 +515,7 @@ class EngineServer:
     ) -> None:
         status = 403 if code == FORBIDDEN else 400
         body = orjson.dumps({"code": code, "message": message or ERROR_MESSAGES[code]})
-        headers = [*self._cors_headers(req), ("Content-Type", "application/json")]
+        headers = [*self.responses.cors_headers(req), ("Content-Type", "application/json")]
         conn.respond(req, status, headers, body)
 
     # -- session ids -------------------------------------------------------------------------
@@ -577,7 +576,7 @@ class EngineServer:
         if self._closing:
             self._refuse_closing(req, conn)
             return
-        transport = PollingTransport()
+        transport = PollingTransport(self.responses)
         sock = EngineSocket(self, sid, transport, req, request_protocol(req))
         self.clients[sid] = sock
         sock.open()
@@ -601,12 +600,20 @@ class EngineServer:
         return WebSocketTransport(on_open, self._flusher)
 
     def _hand_over(
-        self, req: Request, conn: HttpConnection, listener: WebSocketTransport, sid: str
+        self,
+        req: Request,
+        conn: HttpConnection,
+        listener: WebSocketTransport,
+        sid: str,
+        first_frame: bytes = b"",
     ) -> None:
         headers: Headers = []
-        self._response_headers(req, headers, sid)
-        hand_over(conn, req, listener, self.max_http_buffer_size,
-                  self.websocket_handshake_timeout, headers)
+        self.responses.session_headers(req, headers, sid)
+        # No picows handshake timer: the HTTP front read the request whole (within
+        # http_request_timeout) and hand_over gives it to picows in one call, which answers
+        # (101, or 400 and a close) before it returns. The timer would be a loop timer made
+        # and cancelled in that same call, per handshake.
+        hand_over(conn, req, listener, self.max_http_buffer_size, None, headers, first_frame)
 
     def _handle_upgrade(self, req: Request, conn: HttpConnection) -> None:
         is_websocket = req.headers.get("upgrade", "").lower() == "websocket"
@@ -668,17 +675,24 @@ class EngineServer:
             return
         protocol = request_protocol(req)
         listener = self._ws_transport(
-            protocol, req, lambda ws: self._on_ws_open(req, ws, sid, protocol)
+            protocol, req, lambda ws: self._on_ws_open(req, ws, sid, protocol, sent=True)
         )
-        self._hand_over(req, conn, listener, sid)
+        # The open packet goes out in the 101's write (one write per handshake less). The 101
+        # and _on_ws_open follow in this same call (the whole request is handed to picows at
+        # once), so nothing can take the sid or close the server in between.
+        first = ws_frame(self.open_packet(sid, "websocket", protocol), False)
+        self._hand_over(req, conn, listener, sid, first)
 
-    def _on_ws_open(self, req: Request, ws: WebSocketTransport, sid: str, protocol: int) -> None:
+    def _on_ws_open(
+        self, req: Request, ws: WebSocketTransport, sid: str, protocol: int, sent: bool = False
+    ) -> None:
+        """A new session's WebSocket is open (``sent``: its open packet went with the 101)."""
         if sid in self.clients or sid in self._lingering or self._closing:
             ws.close()  # taken while the WebSocket handshake completed, or closing
             return
         sock = EngineSocket(self, sid, ws, req, protocol)
         self.clients[sid] = sock
-        sock.open()
+        sock.open(sent=sent)
         self._connected(sock)
 
     def _on_probe_open(self, sid: str, ws: WebSocketTransport) -> None:

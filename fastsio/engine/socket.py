@@ -7,8 +7,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import orjson
-
 from fastsio import trace
 from fastsio._core import eio_packet
 from fastsio._core.errors import EnginePacketError
@@ -100,19 +98,14 @@ class EngineSocket:
         transport.attach(self.outbox)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def open(self) -> None:
-        srv = self.server
-        handshake: dict[str, Any] = {
-            "sid": self.sid,
-            "upgrades": srv._upgrades_for(self.transport.name),
-            "pingInterval": int(srv.ping_interval * 1000),
-            "pingTimeout": int(srv.ping_timeout * 1000),
-        }
-        if self.protocol != 3:
-            handshake["maxPayload"] = srv.max_http_buffer_size
+    def open(self, sent: bool = False) -> None:
+        """The session is open: the open packet goes out (``sent``: it went with the WebSocket
+        ``101`` already), the heartbeat starts."""
         self.ready_state = "open"
         self.outbox.open = True
-        self.transport.send_one(b"0" + orjson.dumps(handshake), False)
+        if not sent:
+            packet = self.server.open_packet(self.sid, self.transport.name, self.protocol)
+            self.transport.send_one(packet, False)
         if _trace.engine:
             trace.ENGINE.debug("%s open over %s (EIO=%d) from %s", self.sid, self.transport.name,
                                self.protocol, self.request.remote_address)

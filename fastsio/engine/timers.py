@@ -61,7 +61,7 @@ class Timer:
 
     def start(self, delay: float) -> None:
         """Call ``callback()`` in ``delay`` seconds (replacing this timer's deadline)."""
-        self._wheel._schedule(self, asyncio.get_running_loop().time() + delay)
+        self._wheel._schedule(self, self._wheel.loop().time() + delay)
 
     def start_at(self, when: float) -> None:
         """Call ``callback()`` at loop time ``when`` (replacing this timer's deadline)."""
@@ -95,6 +95,7 @@ class TimerWheel:
         "_handle",
         "_heap",
         "_keys",
+        "_loop",
         "_near",
         "_opened",
         "_running",
@@ -116,6 +117,16 @@ class TimerWheel:
         self._handle: asyncio.TimerHandle | None = None
         self._when = 0.0
         self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop. Kept while it runs: ``asyncio.get_running_loop`` costs a
+        ``getpid`` system call each time on Python 3.11, and a handshake starts several timers.
+        A wheel is used from its loop's thread only, where one loop at a time runs."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def timer(self, callback: Callable[[], None]) -> Timer:
         """A timer of this wheel, not started."""
@@ -179,11 +190,11 @@ class TimerWheel:
         if self._handle is not None:
             self._handle.cancel()
         self._when = when
-        self._handle = asyncio.get_running_loop().call_at(when, self._run)
+        self._handle = self.loop().call_at(when, self._run)
 
     def _run(self) -> None:
         self._handle = None
-        loop = asyncio.get_running_loop()
+        loop = self.loop()
         horizon = loop.time() + RESOLUTION
         tick = self.tick
         keys = self._keys
@@ -243,6 +254,7 @@ class TimerWheel:
         self._heap.clear()
         self._near.clear()
         self._opened = -math.inf
+        self._loop = None
 
     @property
     def pending(self) -> bool:

@@ -19,7 +19,6 @@ from picows import (
     WSListener,
     WSMsgType,
     WSTransport,
-    WSUpgradeResponse,
     WSUpgradeResponseWithListener,
 )
 from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-defined]
@@ -30,6 +29,7 @@ from fastsio._core.inbox import Inbox, shrink_read_buffer
 from fastsio._core.outbox import Flusher, Outbox
 from fastsio.engine import eio3
 from fastsio.engine.clientlog import PicowsLog, slow_clients
+from fastsio.engine.upgrade import switching_protocols
 
 if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
@@ -47,9 +47,9 @@ _picows_log = PicowsLog(logging.getLogger("fastsio.engine.ws"))
 # Engine.IO reads are small; picows grows the buffer on demand (see DESIGN.md, memory facts).
 # 2048 is picows's floor for the upgrade; the core shrinks it after (inbox.shrink_read_buffer).
 READ_BUFFER_SIZE = 2048
-_UPGRADE_HEADERS = frozenset(
-    ("host", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol")
-)
+# What picows checks of an upgrade request (it reads no other header, and parses each one it
+# gets in Python: fewer is cheaper).
+_UPGRADE_HEADERS = frozenset(("upgrade", "sec-websocket-key", "sec-websocket-version"))
 
 
 def _drop(data: bytes) -> None:
@@ -73,25 +73,29 @@ def hand_over(
     req: Request,
     listener: WebSocketTransport,
     max_frame_size: int,
-    handshake_timeout: float,
+    handshake_timeout: float | None,
     headers: Headers | None = None,
+    first_frame: bytes = b"",
 ) -> None:
     """Give ``conn``'s transport to a picows ``WSProtocol`` that completes the upgrade of ``req``.
 
     The request is rebuilt from its parsed parts with ``Connection: Upgrade``, because picows
     compares that header to ``upgrade`` exactly and browsers send ``keep-alive, Upgrade``.
-    ``headers`` go into the ``101`` response (the cookie, the hooks' headers).
+    ``headers`` go into the ``101`` response (the cookie, the hooks' headers); ``first_frame``
+    is written with it (the open packet of a new session).
     """
     transport, tail = conn.detach()
     listener.max_message_size = max_frame_size
-    extra = [(str(k), str(v)) for k, v in headers] if headers else None
+    # The 101's bytes are made here, not by picows per connection (fastsio.engine.upgrade).
+    answer = WSUpgradeResponseWithListener(
+        switching_protocols(
+            [(str(k), str(v)) for k, v in headers] if headers else None, first_frame
+        ),
+        listener,
+    )
 
     def factory(_request: Any) -> Any:
-        if extra is None:
-            return listener
-        return WSUpgradeResponseWithListener(
-            WSUpgradeResponse.create_101_response(extra), listener
-        )
+        return answer
 
     ws: Any = WSProtocol(
         None,  # host:port (client side only)

@@ -115,7 +115,7 @@ async def test_catch_all_answers_any_number_of_event_names():
         # Names seen before the bound, and after it, once more.
         assert await c.call("e0", "again", timeout=TIMEOUT) == ["e0", "again"]
         assert await c.call(names[-1], "again", timeout=TIMEOUT) == [names[-1], "again"]
-        assert len(sio.io.sockets._handlers._runners) <= _MAX_RUNNERS
+        assert len(sio.io.sockets._handlers) <= _MAX_RUNNERS
         await c.disconnect()
     finally:
         await sio.shutdown()
@@ -228,5 +228,48 @@ async def test_connect_and_disconnect_handlers_are_looked_up_per_connection():
         await c4.disconnect()
         await wait_for(lambda: sio.environ == {})
         assert len(seen) == 3
+    finally:
+        await sio.shutdown()
+
+
+async def test_registries_written_directly_count_from_the_next_event():
+    """Whatever python-socketio's registries hold when an event arrives answers it, even when
+    an app puts plain dicts of its own into them or replaces them (the facade keeps what it
+    resolved only while it can see every change)."""
+    sio, url = await started()
+    sio.on("ask", lambda sid, x: ["first", x])
+    try:
+        c = await client(url)
+        assert await c.call("ask", 1, timeout=TIMEOUT) == ["first", 1]
+        # A plain dict of the app's own, changed after it was put in.
+        mine: dict = {"ask": lambda sid, x: ["mine", x]}
+        sio.handlers["/"] = mine
+        assert await c.call("ask", 2, timeout=TIMEOUT) == ["mine", 2]
+        mine["ask"] = lambda sid, x: ["mine again", x]
+        assert await c.call("ask", 3, timeout=TIMEOUT) == ["mine again", 3]
+        mine["other"] = lambda sid: "other"
+        assert await c.call("other", timeout=TIMEOUT) == "other"
+        # The whole table replaced, then changed in place.
+        table: dict = {"/": {"ask": lambda sid, x: ["table", x]}}
+        sio.handlers = table
+        assert await c.call("ask", 4, timeout=TIMEOUT) == ["table", 4]
+        table["/"]["ask"] = lambda sid, x: ["table again", x]
+        assert await c.call("ask", 5, timeout=TIMEOUT) == ["table again", 5]
+        del table["/"]
+        # No handler any more, and no catch-all: the ack request stays unanswered.
+        with pytest.raises(psio.exceptions.TimeoutError):
+            await c.call("ask", 6, timeout=0.3)
+
+        class Chat(socketio.AsyncNamespace):
+            def on_ask(self, sid, x):
+                return ["class", x]
+
+        # A class-based namespace put in namespace_handlers directly.
+        sio.namespace_handlers["/"] = Chat("/")
+        assert await c.call("ask", 7, timeout=TIMEOUT) == ["class", 7]
+        del sio.namespace_handlers["/"]
+        with pytest.raises(psio.exceptions.TimeoutError):
+            await c.call("ask", 8, timeout=0.3)
+        await c.disconnect()
     finally:
         await sio.shutdown()
