@@ -208,7 +208,30 @@ class Adapter:
     # -- fan-out -----------------------------------------------------------------------------
     def broadcast(self, data: list[Any], opts: BroadcastOptions) -> None:
         """Send the EVENT ``data`` (``[event, *args]``) to every target: encoded once."""
-        self._write(data, None, opts)
+        # _write without an ack, written out: this is every emit's path, and a Python call
+        # costs about as much as the rest of it.
+        nsp = self.nsp
+        server = nsp.server
+        try:
+            packet = server.encode(sio_packet.EVENT, nsp.name, data, None)
+        except TypeError:  # not plain JSON: json_default, or a TypeError naming the event
+            packet = encode_fallback(server, sio_packet.EVENT, nsp.name, data, None)
+        if self.log is not None and not opts.volatile:
+            _seq, parts = self.log.append(packet.parts, opts.rooms, opts.except_rooms)
+            packet = sio_packet.Encoded(parts, packet.binary_only)
+        if server._packets is not None or _trace.socket:
+            self._count(opts, packet, None)
+        slow = self.index.fanout(opts.rooms, opts.except_rooms, packet, opts.volatile)
+        if slow:
+            self._send_slow(slow, data, packet, opts.volatile)
+
+    def _count(
+        self, opts: BroadcastOptions, packet: sio_packet.Encoded, sids: list[str] | None
+    ) -> None:
+        # Counting the targets costs a second pass: only when someone looks.
+        n = len(sids if sids is not None else self.index.targets(opts.rooms, opts.except_rooms))
+        counted(self.nsp.server, f"{self.nsp.name} rooms={sorted(map(str, opts.rooms))}"
+                f" except={sorted(map(str, opts.except_rooms))}", packet, n)
 
     def _write(
         self,
@@ -230,11 +253,7 @@ class Adapter:
             packet = sio_packet.Encoded(parts, packet.binary_only)
         server = self.nsp.server
         if server._packets is not None or _trace.socket:
-            # Counting the targets costs a second pass: only when someone looks.
-            n = len(sids if sids is not None else self.index.targets(opts.rooms,
-                                                                     opts.except_rooms))
-            counted(server, f"{self.nsp.name} rooms={sorted(map(str, opts.rooms))}"
-                    f" except={sorted(map(str, opts.except_rooms))}", packet, n)
+            self._count(opts, packet, sids)
         if sids is None:
             slow = self.index.fanout(opts.rooms, opts.except_rooms, packet, opts.volatile)
         else:

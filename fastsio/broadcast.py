@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 Room = Hashable
 
+# Every operator without options shares this one (a frozen dataclass costs more to build than a
+# whole broadcast to a few sockets: io.emit makes an operator each time). Its ``flags`` dict is
+# never written to: adapters copy it (dict(opts.flags)) before adding to it.
+_NO_OPTIONS = BroadcastOptions()
+
 
 def _as_rooms(rooms: Room | Iterable[Room]) -> frozenset[Room]:
     if isinstance(rooms, (str, bytes, int)) or not isinstance(rooms, Iterable):
@@ -38,7 +43,7 @@ class BroadcastOperator:
 
     def __init__(self, adapter: Adapter, opts: BroadcastOptions | None = None) -> None:
         self._adapter = adapter
-        self._opts = opts if opts is not None else BroadcastOptions()
+        self._opts = opts if opts is not None else _NO_OPTIONS
 
     def _with(self, **changes: Any) -> BroadcastOperator:
         return BroadcastOperator(self._adapter, replace(self._opts, **changes))
@@ -74,9 +79,11 @@ class BroadcastOperator:
 
     def emit(self, event: str, *args: Any) -> None:
         """Send ``event`` with ``args`` to every selected socket (encoded once)."""
-        check_event(event)
-        self._adapter.nsp.server._stats.broadcasts += 1
-        self._adapter.broadcast([event, *args], self._opts)
+        if type(event) is not str or event in RESERVED_EVENTS:
+            check_event(event)  # raises
+        adapter = self._adapter
+        adapter.nsp.server._stats.broadcasts += 1
+        adapter.broadcast([event, *args], self._opts)
 
     def send(self, *args: Any) -> None:
         """Emit a ``message`` event."""

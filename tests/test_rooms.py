@@ -9,6 +9,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from fastsio._core import sio_packet
+from fastsio._core.outbox import Flusher, Outbox
 from fastsio._core.rooms import RoomIndex
 from tests import model
 
@@ -199,3 +201,80 @@ class RoomIndexMachine(RuleBasedStateMachine):
 
 TestRoomIndexMachine = RoomIndexMachine.TestCase
 TestRoomIndexMachine.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
+
+
+# ------------------------------------------------------------ fan-out into the outboxes
+# The index pushes a broadcast straight into the outboxes it was given (set_outbox) and hands
+# back the targets it has none for. Its list of every outbox (a broadcast to everyone walks it)
+# is kept beside the sid -> outbox map and must follow every join, leave, disconnect and
+# outbox change: each target with an outbox gets the packet exactly once, in its current one.
+
+def packet_outbox() -> Outbox:
+    box = Outbox(Flusher())
+    box.use_packets(None)  # packets mode, never ready: what is pushed stays until take()
+    box.open = True
+    return box
+
+
+class FanoutMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.core = RoomIndex()
+        self.model = model.RoomIndex()
+        self.boxes: dict[str, Outbox] = {}  # the outbox each known sid was last given
+        self.sent = 0
+
+    @rule(sid=SIDS, rooms=ROOM_LISTS)
+    def add_all(self, sid, rooms):
+        self.core.add_all(sid, rooms)
+        self.model.add_all(sid, rooms)
+
+    @rule(sid=SIDS, room=ROOMS)
+    def delete(self, sid, room):
+        self.core.delete(sid, room)
+        self.model.delete(sid, room)
+
+    @rule(sid=SIDS)
+    def delete_all(self, sid):
+        self.core.delete_all(sid)
+        self.model.delete_all(sid)
+        self.boxes.pop(sid, None)
+
+    @rule(sid=SIDS, fresh=st.booleans(), none=st.booleans())
+    def set_outbox(self, sid, fresh, none):
+        if not self.model.has(sid):
+            self.core.set_outbox(sid, packet_outbox())  # ignored: unknown sid
+            return
+        if none:
+            self.core.set_outbox(sid, None)
+            self.boxes.pop(sid, None)
+            return
+        box = self.boxes.get(sid)
+        if box is None or fresh:
+            box = packet_outbox()
+        self.core.set_outbox(sid, box)
+        self.boxes[sid] = box
+
+    @rule(rooms=st.lists(ROOMS, max_size=2), except_rooms=st.lists(ROOMS, max_size=1),
+          everyone=st.booleans())
+    def fanout(self, rooms, except_rooms, everyone):
+        if everyone:
+            rooms, except_rooms = [], []
+        self.sent += 1
+        packet = sio_packet.encode(sio_packet.EVENT, "/", ["tick", self.sent])
+        slow = self.core.fanout(frozenset(rooms), frozenset(except_rooms), packet, False)
+        wanted = set(self.model.targets(rooms, except_rooms))
+        assert len(slow) == len(set(slow))
+        assert set(slow) == {sid for sid in wanted if sid not in self.boxes}
+        for sid, box in self.boxes.items():
+            got = box.take()
+            assert got == ([(packet[0], False)] if sid in wanted else []), sid
+
+    @invariant()
+    def same_mappings(self):
+        assert self.core.rooms == self.model.rooms
+        assert self.core.sids == self.model.sids
+
+
+TestFanoutMachine = FanoutMachine.TestCase
+TestFanoutMachine.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)

@@ -5,6 +5,10 @@
 # next transport replaces them when the session moves to it).
 from fastsio._core.sio_packet cimport Encoded
 
+cimport cython
+
+
+@cython.final
 cdef class Flusher:
     cdef list _dirty               # outboxes with something queued this iteration
     cdef bint _scheduled           # a run is scheduled with the loop
@@ -15,6 +19,8 @@ cdef class Flusher:
     cdef void add(self, Outbox box) except *
     cpdef void run(self) except *
 
+
+@cython.final
 cdef class Outbox:
     cdef readonly Flusher flusher
     cdef public bint open          # the session takes packets (Engine.IO ready state "open")
@@ -23,19 +29,23 @@ cdef class Outbox:
     cdef public bint paused        # frames: the connection is over its high-water mark
     cdef public bint ready         # packets: the transport can answer now (a GET waits)
     cdef bint _dirty               # in the flusher's list
-    cdef list _queue               # frames (bytes) or packets ((bytes, bool)); None when empty
+    # None when empty; frames: one frame (bytes), or a list of them; packets: (bytes, bool)s
+    cdef object _queue
     cdef Py_ssize_t _queued        # bytes in _queue
     cdef object _owner             # the transport: _drain() (packets), _overflow(queued_bytes)
     cdef object _conn              # frames: the connection (write, get_write_buffer_size)
+    cdef int _fd                   # frames: its socket, when frames may be sent on it directly
     cpdef list take(self)
     cpdef void clear(self)
     cpdef void detach(self)
     cpdef void schedule(self) except *
     cdef bint is_idle(self)
     cpdef void push(self, Encoded packet, bint volatile=*) except *
+    cdef void push_shared(self, Encoded packet, bytes frame, bint volatile) except *
     cpdef void push_packet(self, bytes data, bint binary=*) except *
     cpdef void push_raw(self, bytes data, bint binary=*) except *
     cpdef void push_packets(self, list packets) except *
     cdef void _add(self, bytes frame) except *
     cdef void _add_packets(self, list packets, Py_ssize_t size) except *
     cpdef void flush(self) except *
+    cdef bint _send_direct(self, object q) except -1

@@ -10,7 +10,8 @@ either mapping therefore holds the single element itself while there is one, and
 the second on (a ``set`` can never be a room or a sid: it is not hashable). That saves two
 one-element sets (about 430 bytes) per connection.
 """
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Size, PyDict_Values
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 
 from fastsio._core.debug cimport FASTSIO_DEBUG
@@ -50,6 +51,15 @@ cdef object _without(object slot, object item):
     return slot
 
 
+cdef void _push_all(list boxes, Encoded packet, bint volatile) except *:
+    # ``boxes`` may grow while this runs (never shrinks: see RoomIndex._boxes): the outboxes
+    # there when it started get the packet, each once.
+    cdef Py_ssize_t k, n = PyList_GET_SIZE(boxes)
+    cdef bytes frame = packet.get_frame()
+    for k in range(n):
+        (<Outbox>PyList_GET_ITEM(boxes, k)).push_shared(packet, frame, volatile)
+
+
 cdef set _as_set(object slot):
     if slot is _MISSING:
         return set()
@@ -65,6 +75,7 @@ cdef class RoomIndex:
         self._rooms = {}
         self._sids = {}
         self._outboxes = {}
+        self._boxes = []
 
     cpdef void add_all(self, object sid, object rooms):
         """Put ``sid`` in each of ``rooms`` (and make it known even when ``rooms`` is empty)."""
@@ -104,7 +115,8 @@ cdef class RoomIndex:
 
     cpdef list delete_all(self, object sid):
         """Forget ``sid``; returns the rooms that became empty."""
-        self._outboxes.pop(sid, None)
+        if self._outboxes.pop(sid, None) is not None:
+            self._boxes = None
         cdef object mine = self._sids.pop(sid, _MISSING)
         cdef list emptied = []
         cdef object members
@@ -184,14 +196,59 @@ cdef class RoomIndex:
         if sid not in self._sids:
             return
         if box is None:
-            self._outboxes.pop(sid, None)
+            if self._outboxes.pop(sid, None) is not None:
+                self._boxes = None
+        elif sid in self._outboxes:
+            if self._outboxes[sid] is not box:
+                self._outboxes[sid] = box
+                self._boxes = None
         else:
             self._outboxes[sid] = box
+            if self._boxes is not None:
+                # Only ever appended to in place: a fan-out walking it sees a prefix that stays.
+                self._boxes.append(box)
 
     cpdef list fanout(self, object rooms, object except_rooms, Encoded packet, bint volatile):
         """Queue ``packet`` for every target of ``rooms`` minus ``except_rooms`` (see
         :meth:`targets`) that has an outbox; returns the targets that have none."""
+        cdef object members
+        cdef list slow
+        if not except_rooms:
+            if type(rooms) is frozenset or type(rooms) is set:
+                if not rooms:
+                    # Everyone: the outboxes themselves, in the order the sockets got them.
+                    slow = None
+                    if PyDict_Size(self._outboxes) != PyDict_Size(self._sids):
+                        slow = [sid for sid in self._sids if sid not in self._outboxes]
+                    if self._boxes is None:
+                        self._boxes = PyDict_Values(self._outboxes)
+                    _push_all(self._boxes, packet, volatile)
+                    return slow if slow is not None else []
+                if len(rooms) == 1:
+                    for room in rooms:
+                        members = self._rooms.get(room, _MISSING)
+                        if members is _MISSING:
+                            return []
+                        if type(members) is set:
+                            return self._send_set(<set>members, packet, volatile)
+                        return self.send_to([members], packet, volatile)
         return self.send_to(self.targets(rooms, except_rooms), packet, volatile)
+
+    cdef list _send_set(self, set sids, Encoded packet, bint volatile):
+        # The outboxes are gathered before any is pushed to: a push may end a session (a polling
+        # client over its bound), which takes its sid out of this very set.
+        cdef list boxes = []
+        cdef list slow = []
+        cdef dict outboxes = self._outboxes
+        cdef PyObject* box
+        for sid in sids:
+            box = PyDict_GetItemWithError(outboxes, sid)
+            if box is NULL:
+                slow.append(sid)
+            else:
+                boxes.append(<object>box)
+        _push_all(boxes, packet, volatile)
+        return slow
 
     cpdef list send_to(self, list sids, Encoded packet, bint volatile):
         """Queue ``packet`` for each of ``sids`` that has an outbox; returns the others."""
@@ -199,11 +256,11 @@ cdef class RoomIndex:
         cdef dict boxes = self._outboxes
         cdef PyObject* box
         for sid in sids:
-            box = PyDict_GetItem(boxes, sid)
+            box = PyDict_GetItemWithError(boxes, sid)
             if box is NULL:
                 slow.append(sid)
             else:
-                (<Outbox>box).push(packet, volatile)
+                (<Outbox>box).push_shared(packet, packet.get_frame(), volatile)
         return slow
 
     @property
