@@ -172,12 +172,18 @@ class Namespace(_Emitting):
         self._pids: dict[str, Socket] = {}  # connected sockets by private session id
         self._server_side_handlers: dict[str, list[Handler]] = {}
         self.adapter = server._adapter_factory(self, server.recovery)
+        self._everyone: BroadcastOperator | None = None
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name}>"
 
     def _operator(self) -> BroadcastOperator:
-        return BroadcastOperator(self.adapter)
+        # Operators are immutable: every emit to the whole namespace shares one, made again
+        # only when the namespace gets another adapter (Server(adapter=...) after creation).
+        op = self._everyone
+        if op is None or op._adapter is not self.adapter:
+            op = self._everyone = BroadcastOperator(self.adapter)
+        return op
 
     def _next_ack_id(self) -> int:
         self._ack_id += 1

@@ -306,15 +306,24 @@ def test_worker_stuck_past_the_deadline_is_killed() -> None:
 # -- Server.set_adapter (what --redis does in each worker) -------------------------------------
 async def test_set_adapter_replaces_every_namespace_adapter(make_server: Any) -> None:
     made: list[str] = []
+    broadcasts: list[list[Any]] = []
 
     class Recording(fastsio.Adapter):
         def __init__(self, nsp: Any, recovery: Any) -> None:
             super().__init__(nsp, recovery)
             made.append(nsp.name)
 
+        def broadcast(self, packet: list[Any], opts: Any) -> None:
+            broadcasts.append(packet)
+            super().broadcast(packet, opts)
+
     io, url = await make_server()
     old = io.of("/chat").adapter
+    io.emit("before")  # through the old adapter (the namespace keeps one operator for emits)
     io.set_adapter(Recording)
+    io.emit("after")
+    io.of("/chat").emit("after chat")
+    assert broadcasts == [["after"], ["after chat"]]
     assert sorted(made) == ["/", "/chat"]
     assert isinstance(io.of("/chat").adapter, Recording) and io.of("/chat").adapter is not old
     io.of("/late")
