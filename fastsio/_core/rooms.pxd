@@ -21,5 +21,5 @@ cdef class RoomIndex:
     cpdef list targets(self, object rooms, object except_rooms)
     cpdef void set_outbox(self, object sid, Outbox box)
     cpdef list fanout(self, object rooms, object except_rooms, Encoded packet, bint volatile)
-    cdef list _send_set(self, set sids, Encoded packet, bint volatile)
+    cdef list _send_set(self, object sids, Encoded packet, bint volatile)
     cpdef list send_to(self, list sids, Encoded packet, bint volatile)

@@ -234,9 +234,10 @@ cdef class RoomIndex:
                         return self.send_to([members], packet, volatile)
         return self.send_to(self.targets(rooms, except_rooms), packet, volatile)
 
-    cdef list _send_set(self, set sids, Encoded packet, bint volatile):
+    cdef list _send_set(self, object sids, Encoded packet, bint volatile):
         # The outboxes are gathered before any is pushed to: a push may end a session (a polling
-        # client over its bound), which takes its sid out of this very set.
+        # client over its bound), which takes its sid out of a room's very set. ``sids``: a
+        # room's set, or the caller's list (send_to).
         cdef list boxes = []
         cdef list slow = []
         cdef dict outboxes = self._outboxes
@@ -252,16 +253,7 @@ cdef class RoomIndex:
 
     cpdef list send_to(self, list sids, Encoded packet, bint volatile):
         """Queue ``packet`` for each of ``sids`` that has an outbox; returns the others."""
-        cdef list slow = []
-        cdef dict boxes = self._outboxes
-        cdef PyObject* box
-        for sid in sids:
-            box = PyDict_GetItemWithError(boxes, sid)
-            if box is NULL:
-                slow.append(sid)
-            else:
-                (<Outbox>box).push_shared(packet, packet.get_frame(), volatile)
-        return slow
+        return self._send_set(sids, packet, volatile)
 
     @property
     def rooms(self):
