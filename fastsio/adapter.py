@@ -273,7 +273,7 @@ class Adapter:
                 continue
             if sock._out_any is not None:
                 sock._notify_outgoing(data)
-            sock.client.conn.send_encoded(packet, volatile)
+            sock.client.conn.send(packet, volatile)
 
     def broadcast_with_ack(
         self,
