@@ -71,7 +71,7 @@ class Socket:
         "_any",
         "_cleaned",
         "_handlers",
-        "_log_start",
+        "_log_position",
         "_middlewares",
         "_out_any",
         "_outbox",
@@ -100,7 +100,7 @@ class Socket:
         self._any: list[Handler] | None = None
         self._out_any: list[Handler] | None = None
         self._middlewares: list[Handler] | None = None
-        self._log_start = 0  # recovery: the log position when this socket's session began
+        self._log_position = 0  # recovery: the log position when this socket's session began
         # Where this socket's own packets go, with no Python call between: the session's outbox
         # (which drops them once the session is no longer open, as EngineSocket.send
         # does); Engine.IO 3 sessions send through their engine socket.
@@ -389,7 +389,7 @@ class Socket:
         adapter = self.nsp.adapter
         if self.pid is not None and reason in RECOVERABLE_REASONS:
             pending = adapter.persist_session(
-                Session(self.id, self.pid, list(self.rooms), self.data, self._log_start)
+                Session(self.id, self.pid, list(self.rooms), self.data, self._log_position)
             )
             if pending is not None:
                 self.nsp.server._spawn(pending)
