@@ -47,8 +47,9 @@ class BroadcastOptions:
 class Session:
     """What connection state recovery keeps of a disconnected socket.
 
-    ``start`` is the last log sequence number from before the socket connected: a client that
-    comes back without an offset (it never received an event) is served everything after it.
+    ``log_position`` is the last log sequence number from before the socket connected
+    (:meth:`Adapter.log_position` then): a client that comes back without an offset (it never
+    received an event) is served everything after it.
     ``missed_packets`` is filled by :meth:`Adapter.restore_session` (encoded parts, in order).
     """
 
@@ -56,7 +57,7 @@ class Session:
     pid: str
     rooms: list[Room]
     data: Any
-    start: int = 0
+    log_position: int = 0
     missed_packets: list[list[bytes]] = field(default_factory=list)
 
 
@@ -273,7 +274,7 @@ class Adapter:
                 continue
             if sock._out_any is not None:
                 sock._notify_outgoing(data)
-            sock.client.conn.send_encoded(packet, volatile)
+            sock.client.conn.send(packet, volatile)
 
     def broadcast_with_ack(
         self,
@@ -379,7 +380,7 @@ class Adapter:
             del self._sessions[pid]
             return None
         if offset is None:
-            after = session.start
+            after = session.log_position
         else:
             after = self.log.parse_offset(offset)
             if after < 0:
@@ -391,7 +392,7 @@ class Adapter:
         missed = self.log.replay(after, set(session.rooms))
         kept.cancel()
         del self._sessions[pid]
-        return Session(session.sid, session.pid, session.rooms, session.data, session.start,
+        return Session(session.sid, session.pid, session.rooms, session.data, session.log_position,
                        missed)
 
     @property

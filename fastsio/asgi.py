@@ -294,15 +294,13 @@ class AsgiWebSocket:
         return data.decode()
 
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
+        """Queue Engine.IO packets (text ones carry their type digit)."""
         if self._box is not None:
             self._box.push_packets(packets)
         elif self.writable:
             for data, binary in packets:
                 self._out.append(self._encode(data, binary))
             self._wake.set()
-
-    def send_one(self, data: bytes, binary: bool) -> None:
-        self.send([(data, binary)])
 
     def close(self) -> None:
         """Close after what was already queued."""
@@ -928,10 +926,8 @@ class OtherApp:
                           engine.websocket_handshake_timeout, headers)
                 await listener.opened.wait()
             elif kind == "websocket.send":
-                if msg.get("text") is not None:
-                    listener.send_text(msg["text"])
-                else:
-                    listener.send_bytes(msg.get("bytes") or b"")
+                text = msg.get("text")
+                listener.send(text if text is not None else msg.get("bytes") or b"")
             elif kind == "websocket.close":
                 if state["accepted"]:
                     listener.close(int(msg.get("code", 1000)), msg.get("reason") or "")

@@ -177,7 +177,7 @@ class Client:
     def write(self, packet: sio_packet.Encoded) -> None:
         if self.server._packets is not None or _trace.socket:
             counted(self.server, self.conn.sid, packet)
-        self.conn.send_encoded(packet)
+        self.conn.send(packet)
 
     def connect_error(self, nsp: str, message: str, data: Any) -> None:
         self.connecting_done(nsp)

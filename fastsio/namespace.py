@@ -321,7 +321,7 @@ class Namespace(_Emitting):
         sock.pid = session.pid
         sock.data = session.data
         sock.recovered = True
-        sock._log_start = session.start
+        sock._log_position = session.log_position
         if self.server.recovery is not None and self.server.recovery["skip_middlewares"]:
             self._do_connect(client, sock, session)
         else:
@@ -368,7 +368,7 @@ class Namespace(_Emitting):
         else:
             self._pids[sock.pid] = sock
             if session is None:
-                sock._log_start = self.adapter.log_position()
+                sock._log_position = self.adapter.log_position()
             else:
                 self.adapter.add_all(sock.id, session.rooms)
                 # Missed packets go out before the CONNECT reply, as the official server does;

@@ -71,7 +71,7 @@ class Socket:
         "_any",
         "_cleaned",
         "_handlers",
-        "_log_start",
+        "_log_position",
         "_middlewares",
         "_out_any",
         "_outbox",
@@ -100,9 +100,9 @@ class Socket:
         self._any: list[Handler] | None = None
         self._out_any: list[Handler] | None = None
         self._middlewares: list[Handler] | None = None
-        self._log_start = 0  # recovery: the log position when this socket's session began
+        self._log_position = 0  # recovery: the log position when this socket's session began
         # Where this socket's own packets go, with no Python call between: the session's outbox
-        # (which drops them once the session is no longer open, as EngineSocket.send_encoded
+        # (which drops them once the session is no longer open, as EngineSocket.send
         # does); Engine.IO 3 sessions send through their engine socket.
         conn = client.conn
         self._outbox: Outbox | None = conn.outbox if conn.protocol != 3 else None
@@ -222,7 +222,7 @@ class Socket:
         server = self.nsp.server
         if server._packets is not None or _trace.socket:  # off: two tests, no call
             counted(server, self.id, packet)
-        conn.send_encoded(packet)
+        conn.send(packet)
         return ack_id
 
     def _send_packet(self, ptype: int, data: Any = None, ack_id: int | None = None) -> None:
@@ -238,7 +238,7 @@ class Socket:
         if box is not None:
             box.push(packet)
         else:
-            self.client.conn.send_encoded(packet)
+            self.client.conn.send(packet)
 
     def timeout(self, seconds: float) -> SocketEmitter:
         """Emit with an ack deadline: ``await socket.timeout(5).emit_with_ack(...)``."""
@@ -389,7 +389,7 @@ class Socket:
         adapter = self.nsp.adapter
         if self.pid is not None and reason in RECOVERABLE_REASONS:
             pending = adapter.persist_session(
-                Session(self.id, self.pid, list(self.rooms), self.data, self._log_start)
+                Session(self.id, self.pid, list(self.rooms), self.data, self._log_position)
             )
             if pending is not None:
                 self.nsp.server._spawn(pending)

@@ -44,7 +44,7 @@ def mocha_timeout(seconds: float) -> Callable[..., Any]:
 
 def echo(sock: EngineSocket) -> None:
     """The suite server's ``socket.on("data", (...args) => socket.send(...args))``."""
-    sock.on_message = lambda data, binary: sock.send_packets([(data, binary)])
+    sock.on_message = lambda data, binary: sock.send(data if binary else data[1:].decode())
 
 
 @pytest.fixture

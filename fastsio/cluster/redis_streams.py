@@ -740,12 +740,13 @@ class RedisStreamsAdapter(Adapter):
         self._requests: dict[str, _Request] = {}
         self._ack_requests: dict[str, _AckRequest] = {}
         # Recovery: replayable packets delivered here lately (ring sequence, entry id, stamped
-        # parts, rooms, except rooms), and when each connected socket's session began.
+        # parts, rooms, except rooms), and each connected socket's log position: the stream
+        # entry its session began after (the session's "startOffset" on Redis).
         self._ring: collections.deque[
             tuple[int, tuple[int, int], list[Any], frozenset[Room], frozenset[Room]]
         ] = collections.deque(maxlen=_RING)
         self._ring_seq = 0
-        self._starts: dict[str, str] = {}
+        self._log_positions: dict[str, str] = {}
         self._dirty: set[str] = set()
         self._flush_scheduled = False
         self._persisted: set[str] = set()
@@ -1158,15 +1159,15 @@ class RedisStreamsAdapter(Adapter):
             self.node.ensure_started()  # served without Server.start() (ASGI): start on use
         if self.recovery is None:
             return
-        if sid not in self._starts:
+        if sid not in self._log_positions:
             # The session begins here: everything after the reader's position reaches it live.
             state = self.node.streams[self.stream_name]
-            self._starts[sid] = state.pos or "0-0"
+            self._log_positions[sid] = state.pos or "0-0"
         self._mark(sid)
 
     def delete(self, sid: str, room: Room) -> None:
         super().delete(sid, room)
-        if self.recovery is not None and sid in self._starts:
+        if self.recovery is not None and sid in self._log_positions:
             self._mark(sid)
 
     def delete_all(self, sid: str) -> None:
@@ -1174,7 +1175,7 @@ class RedisStreamsAdapter(Adapter):
         super().delete_all(sid)
         if self.recovery is None:
             return
-        self._starts.pop(sid, None)
+        self._log_positions.pop(sid, None)
         self._dirty.discard(sid)
         pid = sock.pid if sock is not None else None
         if pid is None:
@@ -1199,22 +1200,22 @@ class RedisStreamsAdapter(Adapter):
             self._write_session(sid)
 
     def refresh_sessions(self) -> None:
-        for sid in list(self._starts):
+        for sid in list(self._log_positions):
             self._write_session(sid)
 
     def _write_session(self, sid: str) -> None:
         sock = self.nsp.sockets.get(sid)
         if sock is None or sock.pid is None or not sock.connected:
             return
-        start = self._starts.get(sid)
-        self._set_session(sock.id, sock.pid, list(self.index.rooms_of(sid)), sock.data, start,
+        position = self._log_positions.get(sid)
+        self._set_session(sock.id, sock.pid, list(self.index.rooms_of(sid)), sock.data, position,
                           self.max_disconnection_duration + 2 * self.refresh_period)
 
     def _set_session(self, sid: str, pid: str, rooms: list[Room], data: Any,
-                     start: str | None, ttl: float) -> None:
+                     log_position: str | None, ttl: float) -> None:
         try:
             value = wire.encode_session(sid, pid, rooms, data,
-                                        {"startOffset": start} if start else None)
+                                        {"startOffset": log_position} if log_position else None)
         except (TypeError, ValueError, OverflowError) as exc:
             log.error("redis adapter: the session of %s cannot be stored: %s", sid, exc)
             return
@@ -1226,8 +1227,8 @@ class RedisStreamsAdapter(Adapter):
         through the writer (a shutdown flushes it before closing)."""
         self._persisted.add(session.pid)
         self._dirty.discard(session.sid)
-        start = self._starts.get(session.sid)
-        self._set_session(session.sid, session.pid, session.rooms, session.data, start,
+        position = self._log_positions.get(session.sid)
+        self._set_session(session.sid, session.pid, session.rooms, session.data, position,
                           self.max_disconnection_duration)
         return None
 
@@ -1260,10 +1261,10 @@ class RedisStreamsAdapter(Adapter):
             node.bad_entries.error(exc, " (session)")
             return None
         if offset is None:
-            start = value.get("startOffset")
-            if not wire.is_offset(start):
+            position = value.get("startOffset")
+            if not wire.is_offset(position):
                 return None
-            offset = start
+            offset = position
         assert offset is not None
         if offset != "0-0":
             found = await node.command("xrange", self.stream_name, offset, offset, 1)
@@ -1305,7 +1306,7 @@ class RedisStreamsAdapter(Adapter):
         else:
             log.warning("redis adapter: session %s: more to replay than max_len; refused", pid)
             return None
-        self._starts.pop(value["sid"], None)
+        self._log_positions.pop(value["sid"], None)
         return Session(value["sid"], value["pid"], rooms, value.get("data"), 0,
                        _MissedPackets(missed, self, mark, max(after, reader_end), rooms))
 

@@ -138,12 +138,9 @@ class PollingTransport:
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
+        """Queue Engine.IO packets (text ones carry their type digit) for the next GET."""
         if self._box is not None:
             self._box.push_packets(packets)
-
-    def send_one(self, data: bytes, binary: bool) -> None:
-        if self._box is not None:
-            self._box.push_raw(data, binary)
 
     def _overflow(self, queued: int) -> None:
         sock = self.socket

@@ -12,11 +12,11 @@ from fastsio._core import eio_packet
 from fastsio._core.errors import EnginePacketError
 from fastsio._core.inbox import Inbox
 from fastsio._core.outbox import Outbox
+from fastsio._core.sio_packet import Encoded
 from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
     from fastsio._core import msgpack_packet, sio_packet
-    from fastsio._core.sio_packet import Encoded
     from fastsio.engine.http import Request
     from fastsio.engine.polling import PollingTransport
     from fastsio.engine.server import EngineServer
@@ -32,6 +32,13 @@ _PING_DUE = 1
 _PONG_DUE = 2
 _PONG = b"3"
 _PONG_PROBE = b"3probe"
+
+
+def _message(data: str | bytes) -> Encoded:
+    """One Engine.IO MESSAGE as the outbox takes it."""
+    if isinstance(data, str):
+        return Encoded([b"4" + data.encode()])
+    return Encoded([bytes(data)], True)
 
 
 class EngineSocket:
@@ -104,8 +111,8 @@ class EngineSocket:
         self.ready_state = "open"
         self.outbox.open = True
         if not sent:
-            packet = self.server.open_packet(self.sid, self.transport.name, self.protocol)
-            self.transport.send_one(packet, False)
+            self.outbox.push_packet(
+                self.server.open_packet(self.sid, self.transport.name, self.protocol))
         if _trace.engine:
             trace.ENGINE.debug("%s open over %s (EIO=%d) from %s", self.sid, self.transport.name,
                                self.protocol, self.request.remote_address)
@@ -125,38 +132,20 @@ class EngineSocket:
     def transport_name(self) -> str:
         return self.transport.name
 
-    def send(self, data: str | bytes) -> None:
-        """Send one Engine.IO MESSAGE: ``str`` as text, ``bytes`` as binary."""
-        if isinstance(data, str):
-            self.send_packets([(b"4" + data.encode(), False)])
-        else:
-            self.send_packets([(bytes(data), True)])
-
-    def send_packets(self, packets: list[tuple[bytes, bool]]) -> None:
-        """Queue Engine.IO packets (text ones carry their type digit)."""
+    def send(self, data: Encoded | str | bytes, volatile: bool = False) -> None:
+        """The session's one send: an encoded Socket.IO packet (a broadcast shares one with
+        every recipient; ``volatile``: dropped while the session is not writable), or one
+        Engine.IO MESSAGE, ``str`` as text and ``bytes`` as binary."""
         if self.ready_state != "open":
             return
+        if not isinstance(data, Encoded):
+            data = _message(data)
         if self.protocol == 3:
-            self.transport.send(packets)  # the transport translates binary packets
-        else:
-            self.outbox.push_packets(packets)
-
-    def send_packet(self, data: bytes, binary: bool) -> None:
-        if self.ready_state == "open":
-            if self.protocol == 3:
-                self.transport.send_one(data, binary)
-            else:
-                self.outbox.push_packet(data, binary)
-
-    def send_encoded(self, packet: Encoded, volatile: bool = False) -> None:
-        """Queue an encoded Socket.IO packet (a broadcast shares one with every recipient)."""
-        if self.ready_state != "open":
-            return
-        if self.protocol == 3:
+            # The transport translates binary packets (revision 3's framing).
             if not volatile or self.writable:
-                self.transport.send(packet.packets)
+                self.transport.send(data.packets)
         else:
-            self.outbox.push(packet, volatile)
+            self.outbox.push(data, volatile)
 
     def close(self, reason: str = "forced close") -> None:
         """Close the session after what was already queued; ``on_close`` gets ``reason``."""
@@ -197,7 +186,7 @@ class EngineSocket:
         if self.closed:
             return
         if self._hb_kind == _PING_DUE:
-            self.send_packet(_PING, False)
+            self.outbox.push_packet(_PING)
             self._hb_kind = _PONG_DUE
             # The pong deadline counts from when the ping was due, not from when the loop got
             # to it: a silent session ends ping_interval + ping_timeout after its last sign of
@@ -235,7 +224,7 @@ class EngineSocket:
 
     def _on_client_ping(self) -> None:
         self._expect_client_ping()
-        self.send_packet(_PONG, False)
+        self.outbox.push_packet(_PONG)  # text: no revision 3 translation to do
 
     # -- inbound -----------------------------------------------------------------------------
     def _on_packet(self, transport: Transport, data: bytes, binary: bool) -> None:
@@ -318,7 +307,7 @@ class EngineSocket:
 
     def _on_probe_packet(self, ws: WebSocketTransport, data: bytes, binary: bool) -> None:
         if not binary and data == b"2probe":
-            ws.send_one(_PONG_PROBE, False)
+            ws.send([(_PONG_PROBE, False)])
             if self._check_handle is not None:
                 self._check_handle.cancel()
             self._check_handle = self.server.timers.call_later(0.1, self._check_poll)

@@ -260,16 +260,10 @@ class WebSocketTransport(Inbox):
         """Queue Engine.IO packets (text ones carry their type digit)."""
         if self._box is not None:
             self._box.push_packets(packets)
-        else:
-            for data, binary in packets:
-                self.send_one(data, binary)
-
-    def send_one(self, data: bytes, binary: bool) -> None:
-        if self._box is not None:
-            self._box.push_raw(data, binary)
         elif self.writable and self.ws is not None:
             # a probe: "3probe", seldom anything else
-            self.ws.underlying_transport.write(ws_frame(data, binary))
+            self.ws.underlying_transport.write(
+                b"".join([ws_frame(data, binary) for data, binary in packets]))
 
     def flush(self) -> None:
         """Write what is queued now (before a close frame)."""
@@ -328,9 +322,6 @@ class WebSocketTransport3(WebSocketTransport):
 
     def send(self, packets: list[tuple[bytes, bool]]) -> None:
         super().send([self._v3(data, binary) for data, binary in packets])
-
-    def send_one(self, data: bytes, binary: bool) -> None:
-        super().send_one(*self._v3(data, binary))
 
     def _deliver(self, data: bytes, binary: bool) -> None:
         try:
@@ -419,13 +410,13 @@ class AppWebSocket(WSListener):
             self.closed = True
             self.incoming.put_nowait({"type": "websocket.disconnect", "code": code})
 
-    def send_text(self, text: str) -> None:
+    def send(self, data: str | bytes) -> None:
+        """One message of the application: ``str`` as text, ``bytes`` as binary."""
         if self.ws is not None and not self.closed:
-            self.ws.send(WSMsgType.TEXT, text.encode())
-
-    def send_bytes(self, data: bytes) -> None:
-        if self.ws is not None and not self.closed:
-            self.ws.send(WSMsgType.BINARY, data)
+            if isinstance(data, str):
+                self.ws.send(WSMsgType.TEXT, data.encode())
+            else:
+                self.ws.send(WSMsgType.BINARY, data)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         ws = self.ws

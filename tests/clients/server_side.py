@@ -61,7 +61,7 @@ class EngineRecorder:
         def on_message(data: bytes, binary: bool) -> None:
             self.messages[sid].append((data, binary))
             if self.echo:
-                sock.send_packets([(data, binary)])
+                sock.send(data if binary else data[1:].decode())
 
         def on_close(reason: str, description: str | None) -> None:
             self.closed[sid] = (reason, description)
