@@ -7,8 +7,6 @@ from fastsio._core.sio_packet cimport Encoded
 
 cimport cython
 
-cpdef int direct_fd(object conn) except -2
-
 
 @cython.final
 cdef class Flusher:
