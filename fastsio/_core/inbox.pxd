@@ -5,9 +5,11 @@
 from picows.picows cimport WSListener, WSTransport, WSFrame
 
 cpdef bint shrink_read_buffer(object protocol) except -1
+cpdef void open_protocol(object protocol, object transport, int fd, bint logged=*) except *
 
 cdef class Inbox(WSListener):
     cdef public object socket             # the Engine.IO session (engine.socket.EngineSocket)
+    cdef public int direct_fd             # outbox.direct_fd of the connection (-2: not known)
     cdef public Py_ssize_t max_message_size  # a message (fragments together) over it: close 1009
     cdef list _fragments                  # payloads of the message being received, or None
     cdef bint _fragments_binary

@@ -9,9 +9,11 @@ from fastsio._core import msgpack_packet, sio_packet
 
 def use_sinks(on: bool) -> None: ...
 def shrink_read_buffer(protocol: Any) -> bool: ...
+def open_protocol(protocol: Any, transport: Any, fd: int, logged: bool = False) -> None: ...
 
 class Inbox(WSListener):
     socket: Any
+    direct_fd: int
     max_message_size: int
     def set_sink(
         self,

@@ -20,7 +20,9 @@ The core imports no asyncio and runs no user code: the engine's Python subclass
 """
 import gc
 
+cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.exc cimport PyErr_SetFromErrno
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport Py_TYPE, PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
@@ -123,10 +125,83 @@ cpdef bint shrink_read_buffer(object protocol) except -1:
     return True
 
 
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    int c_setsockopt "setsockopt" (int fd, int level, int name, const void* value,
+                                   socklen_t size)
+    int c_getsockopt "getsockopt" (int fd, int level, int name, void* value, socklen_t* size)
+
+
+@cython.final
+cdef class _PlainSocket:
+    """What a picows ``WSProtocol``'s ``connection_made`` is given in place of a plain TCP
+    transport (see :func:`open_protocol`): the transport's ``write`` and
+    ``get_write_buffer_size``, and, as its ``socket``, integer socket options set on the
+    descriptor itself. uvloop answers each of picows's six option calls through a new Python
+    ``socket`` object (about four system calls apiece), per connection. picows reads options
+    and addresses only for its log line of the connection: they are read when that is on."""
+    cdef object transport
+    cdef int fd
+    cdef bint logged
+    cdef public object write
+    cdef public object get_write_buffer_size
+
+    def get_extra_info(self, name, default=None):
+        if name == "socket":
+            return self
+        if name == "ssl_object":
+            return None
+        return self.transport.get_extra_info(name, default) if self.logged else default
+
+    def fileno(self):
+        return self.fd
+
+    def setsockopt(self, int level, int name, int value):
+        if c_setsockopt(self.fd, level, name, &value, sizeof(int)) != 0:
+            PyErr_SetFromErrno(OSError)
+
+    def getsockopt(self, int level, int name):
+        cdef int value = 0
+        cdef socklen_t size = sizeof(int)
+        if self.logged and c_getsockopt(self.fd, level, name, &value, &size) != 0:
+            PyErr_SetFromErrno(OSError)
+        return value
+
+
+cdef _PlainSocket _plain = _PlainSocket()
+
+
+cpdef void open_protocol(object protocol, object transport, int fd, bint logged=False) except *:
+    """``protocol.connection_made(transport)`` for a picows ``WSProtocol`` on a plain TCP
+    ``transport`` whose socket is ``fd`` (:func:`outbox.direct_fd`), with the same options set
+    on the socket, without uvloop's per-call socket objects. ``logged``: picows's log line of
+    the connection is on (it then gets the addresses and options it reports)."""
+    _plain.transport = transport
+    _plain.fd = fd
+    _plain.logged = logged
+    _plain.write = transport.write
+    _plain.get_write_buffer_size = transport.get_write_buffer_size
+    cdef WSTransport ws
+    try:
+        protocol.connection_made(_plain)
+        # picows took the bound methods and the descriptor; the connection keeps the transport.
+        ws = protocol.transport
+        ws.underlying_transport = transport
+    except BaseException:
+        # Never leave picows half-opened on the stand-in: it opens again on the transport
+        # itself (its connection_made only sets fields up, so a second call replaces them).
+        protocol.connection_made(transport)
+    finally:
+        _plain.transport = None
+        _plain.write = None
+        _plain.get_write_buffer_size = None
+
+
 cdef class Inbox(WSListener):
 
     def __cinit__(self):
         self.socket = None
+        self.direct_fd = -2
         self.max_message_size = 1_000_000
         self._fragments = None
         self._fragments_binary = False

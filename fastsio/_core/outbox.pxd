@@ -7,6 +7,8 @@ from fastsio._core.sio_packet cimport Encoded
 
 cimport cython
 
+cpdef int direct_fd(object conn) except -2
+
 
 @cython.final
 cdef class Flusher:

@@ -50,7 +50,7 @@ cdef frozenset _DIRECT = frozenset({
 })
 
 
-cdef int _direct_fd(object conn) except -2:
+cpdef int direct_fd(object conn) except -2:
     """The socket's file descriptor when frames may be sent on ``conn`` directly, else -1."""
     cls = type(conn)
     if (getattr(cls, "__module__", None), getattr(cls, "__qualname__", None)) not in _DIRECT:
@@ -114,20 +114,21 @@ cdef class Outbox:
         self._fd = -1
 
     # -- the transport's side --------------------------------------------------------------
-    def use_frames(self, object owner, object conn):
+    def use_frames(self, object owner, object conn, int fd=-2):
         """Serve a WebSocket: frames go to ``conn.write(bytes)``; ``conn.get_write_buffer_size()``
         is what the connection still holds, checked while it is paused, and
         ``owner._overflow(queued)`` is called (once) when that passes ``max_queued_bytes``.
         Packets already queued become frames. (Objects, not bound methods: an idle session
         keeps no per-connection method objects alive.) Frames go to ``conn``'s socket directly
-        when ``conn`` is a plain socket transport (see the module docstring)."""
+        when ``conn`` is a plain socket transport (see the module docstring): ``fd`` is what
+        :func:`direct_fd` says of it, when the caller knows already (-2: find out)."""
         cdef list pending = self._queue if not self.frames else None
         self.frames = True
         self.writable = True
         self.ready = False
         self._owner = owner
         self._conn = conn
-        self._fd = _direct_fd(conn)
+        self._fd = direct_fd(conn) if fd == -2 else fd
         self._queue = None
         self._queued = 0
         if pending:

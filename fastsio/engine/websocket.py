@@ -25,8 +25,8 @@ from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-de
 
 from fastsio._core.eio_packet import ws_frame
 from fastsio._core.errors import EnginePacketError
-from fastsio._core.inbox import Inbox, shrink_read_buffer
-from fastsio._core.outbox import Flusher, Outbox
+from fastsio._core.inbox import Inbox, open_protocol, shrink_read_buffer
+from fastsio._core.outbox import Flusher, Outbox, direct_fd
 from fastsio.engine import eio3
 from fastsio.engine.clientlog import PicowsLog, slow_clients
 from fastsio.engine.upgrade import switching_protocols
@@ -124,9 +124,18 @@ def hand_over(
     req.raw_headers = []  # only needed for this rebuild; ``req.headers`` keeps them all
     lines.append("\r\n")
     data = "".join(lines).encode("latin-1") + tail
+    # Everything that can fail is done before picows owns the transport: a ``WSProtocol`` that
+    # is the transport's protocol but never ran ``connection_made`` crashes the process when
+    # the connection is lost (picows reads its transport without a None check).
+    fd = -1 if conn.secure else direct_fd(transport)
+    if isinstance(listener, Inbox):
+        listener.direct_fd = fd  # (the other app's WebSockets have no outbox)
     transport.set_protocol(_RELEASED)
     transport.set_protocol(ws)
-    ws.connection_made(transport)
+    if fd >= 0:
+        open_protocol(ws, transport, fd, _picows_log.logger.isEnabledFor(logging.DEBUG))
+    else:
+        ws.connection_made(transport)
     while data and not transport.is_closing():
         buf = ws.get_buffer(-1)
         n = min(len(buf), len(data))
@@ -221,7 +230,7 @@ class WebSocketTransport(Inbox):
         self._box = box
         if self.writable and self.ws is not None:
             box.paused = self._paused
-            box.use_frames(self, self.ws.underlying_transport)
+            box.use_frames(self, self.ws.underlying_transport, self.direct_fd)
         else:
             box.writable = False
 
