@@ -6,13 +6,12 @@ import contextvars
 import inspect
 import logging
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from fastsio._core import sio_packet
+from fastsio._core import ids, sio_packet
 from fastsio.adapter import Adapter, BroadcastOptions, Session
 from fastsio.broadcast import BroadcastOperator, RemoteSocket
 from fastsio.exceptions import ConnectionRefused
@@ -230,9 +229,9 @@ class Namespace(_Emitting):
         if recovery is not None and isinstance(auth.get("pid"), str):
             self._add_recovering(client, auth)
             return
-        sock = Socket(self, client, secrets.token_urlsafe(15), client.handshake(auth))
+        sock = Socket(self, client, ids.token(15), client.handshake(auth))
         if recovery is not None:
-            sock.pid = secrets.token_urlsafe(16)  # 128 bits, only ever sent to its own client
+            sock.pid = ids.token(16)  # 128 bits, only ever sent to its own client
         self._connect_fresh(client, sock)
 
     def _add_v3(self, client: Client, auth: dict[str, Any]) -> None:
@@ -312,8 +311,8 @@ class Namespace(_Emitting):
         stats = self.server._stats
         if session is None:
             stats.recoveries_failed += 1
-            sock = Socket(self, client, secrets.token_urlsafe(15), client.handshake(auth))
-            sock.pid = secrets.token_urlsafe(16)
+            sock = Socket(self, client, ids.token(15), client.handshake(auth))
+            sock.pid = ids.token(16)
             self._connect_fresh(client, sock)
             return
         stats.recoveries_ok += 1

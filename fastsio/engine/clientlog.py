@@ -66,6 +66,11 @@ class PicowsLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
         return msg, kwargs
 
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        # picows calls this twice per connection: straight to the one check that matters.
+        if self.logger.isEnabledFor(logging.DEBUG):
+            self.logger.log(logging.DEBUG, msg, *args, **kwargs)
+
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         if level >= logging.WARNING:
             if msg in _PICOWS_CLIENT_ERRORS:

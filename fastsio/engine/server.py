@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
 
+from fastsio._core import ids
 from fastsio._core.eio_packet import ws_frame
 from fastsio.engine.http import Headers, HttpConnection, Request, Router
 from fastsio.engine.options import (
@@ -527,7 +527,7 @@ class EngineServer:
         gen = self.sid_generator
         if gen is None:
             # 120 random bits from the OS CSPRNG, URL-safe, 20 characters.
-            then(secrets.token_urlsafe(15))
+            then(ids.token(15))
             return
         try:
             result = gen(req)

@@ -1,0 +1,1 @@
+cpdef str token(Py_ssize_t nbytes)

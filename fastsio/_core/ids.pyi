@@ -1,0 +1,3 @@
+"""Random ids from the OS CSPRNG, read a few KiB at a time (``secrets.token_urlsafe``'s format)."""
+
+def token(nbytes: int) -> str: ...
