@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, unquote
 import httptools
 
 from fastsio import trace
+from fastsio._core.httphead import parse_get
 from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
@@ -210,7 +211,9 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, server: EngineServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpRequestParser(self)
+        # httptools's parser is made for the first request that the core's reader of the common
+        # one (a whole bodiless GET in one read: _core/httphead) leaves to it; most never need it.
+        self._parser: Any = None
         self._queue: deque[Request] = deque()
         self._busy = False
         self._closed = False
@@ -280,6 +283,14 @@ class HttpConnection(asyncio.Protocol):
                 self._head = [data]
             elif self._head is not None:
                 self._head.append(data)
+        elif not (self._in_request or self._busy or self._queue or self._closed):
+            srv = self.server
+            got = parse_get(data, srv.max_request_line, srv.max_header_size, srv.max_header_count)
+            if got is not None and (got[3] or got[2] == len(data)):
+                self._got_get(got, data)
+                return
+        if self._parser is None:
+            self._parser = httptools.HttpRequestParser(self)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -428,8 +439,34 @@ class HttpConnection(asyncio.Protocol):
         if not self._busy:
             self._next()
 
+    def _got_get(
+        self, got: tuple[bytes, list[tuple[bytes, bytes]], int, bool, bool], data: bytes
+    ) -> None:
+        """A whole bodiless GET read by the core (what httptools's callbacks do for it, from
+        its first byte to its end)."""
+        url, self._headers, end, upgrade, keep_alive = got
+        self._in_request = False
+        self._disarm()
+        self._url = url
+        req = self._request("GET", b"", "1.1", keep_alive)
+        if upgrade:
+            self._upgrade(data[end:], req)
+            return
+        self._queue.append(req)
+        self._next()
+
     # -- dispatch ----------------------------------------------------------------------------
     def _make_request(self, body: bytes) -> Request:
+        parser = self._parser
+        return self._request(
+            parser.get_method().decode("ascii", "replace"),
+            body,
+            parser.get_http_version(),
+            bool(parser.should_keep_alive()),
+        )
+
+    def _request(self, method: str, body: bytes, version: str, keep_alive: bool) -> Request:
+        """The request of ``_url`` and ``_headers`` as read."""
         raw: Headers = []
         headers: dict[str, str] = {}
         for name, value in self._headers:
@@ -438,12 +475,12 @@ class HttpConnection(asyncio.Protocol):
             raw.append((k, v))
             headers[k] = headers[k] + ", " + v if k in headers else v
         req = Request(
-            self._parser.get_method().decode("ascii", "replace"),
+            method,
             self._url.decode("latin-1"),
             raw,
             body,
-            self._parser.get_http_version(),
-            bool(self._parser.should_keep_alive()),
+            version,
+            keep_alive,
             self.remote_address,
             headers,
         )
@@ -574,12 +611,13 @@ class HttpConnection(asyncio.Protocol):
         )
         self.transport.close()
 
-    def _upgrade(self, tail: bytes) -> None:
+    def _upgrade(self, tail: bytes, req: Request | None = None) -> None:
         # The upgrade request is whole: from here picows's handshake timeout and then the
         # Engine.IO heartbeat watch the connection.
         self._in_request = False
         self._disarm()
-        req = self._make_request(b"")
+        if req is None:
+            req = self._make_request(b"")
         if self._busy or self._queue:
             # An upgrade pipelined behind unanswered requests has no sane ordering.
             self._fail(400)
