@@ -321,7 +321,9 @@ def snapshot_fastsio() -> None:
     if stale:
         # compiled modules older than their sources: build the copy, never the working tree
         log(f"building the snapshot's extensions ({', '.join(stale)} older than their sources)")
-        for name in ("setup.py", "client_bundle.py", "pyproject.toml", "README.md"):
+        # (not pyproject.toml: its metadata needs a newer setuptools than the venv's, and
+        # build_ext needs none of it)
+        for name in ("setup.py", "client_bundle.py"):
             if (ROOT / name).exists():
                 shutil.copy2(ROOT / name, SNAPSHOT / name)
         r = run_cmd([PY, "setup.py", "-q", "build_ext", "--inplace"], 900, cwd=SNAPSHOT)
