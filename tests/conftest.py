@@ -45,6 +45,12 @@ class AsyncioLog(logging.Handler):
         self.records.append(record)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``long`` first (stable otherwise): on parallel workers each of them
+    then overlaps the many short ones instead of running alone after them."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-asyncio's runner sets the loop's debug flag from its own option (off unless
     # given), which would override the environment for every test loop.

@@ -422,6 +422,7 @@ async def test_forged_pid_and_offsets_get_nothing(make_server, recovering):
     assert victim.events == [["secret", 1], ["secret", 2]]
 
 
+@pytest.mark.long
 async def test_storm_of_reconnects_keeps_every_sequence_exact(make_server, recovering):
     """Many clients drop and reconnect while broadcasts go on: each gets every event once,
     in order (checked by sequence numbers in the payloads)."""

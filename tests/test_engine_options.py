@@ -96,7 +96,10 @@ async def test_no_cors_headers_by_default(make_server):
         (lambda origin: origin.endswith(".ok"), "https://x.ok", "https://x.ok"),
         (lambda origin: origin.endswith(".ok"), "https://x.ko", None),
     ],
-    ids=lambda v: v.pattern if isinstance(v, re.Pattern) else repr(v)[:30],
+    # A function's repr holds its address: the same id in every process (pytest-xdist's
+    # workers must collect the same ids).
+    ids=lambda v: (v.pattern if isinstance(v, re.Pattern)
+                   else "a-function" if callable(v) else repr(v)[:30]),
 )
 async def test_cors_origins(make_server, allowed, origin, expected):
     _, url = await make_server(cors_allowed_origins=allowed)

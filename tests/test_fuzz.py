@@ -26,6 +26,7 @@ from tests.clients.sio import RawClient
 from tests.clients.wire import ws_url
 
 
+@pytest.mark.long
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("loop", LOOPS)
 def test_fuzz_a_running_server(loop: str, record_property: Any) -> None:

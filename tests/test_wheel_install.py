@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)
 def test_the_built_wheel_serves_the_bundle_and_the_demo_without_node(tmp_path):
     subprocess.run(
