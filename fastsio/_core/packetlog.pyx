@@ -120,17 +120,16 @@ cdef class PacketLog:
         it can no longer be served.
         """
         cdef unsigned long long seq = self.next_seq
-        cdef char buf[INSTANCE_LEN + SEQ_DIGITS]
-        memcpy(buf, PyBytes_AS_STRING(self.instance), INSTANCE_LEN)
-        cdef bytes offset = PyBytes_FromStringAndSize(
-            buf, INSTANCE_LEN + _put_seq(buf + INSTANCE_LEN, seq))
+        cdef char offset[INSTANCE_LEN + SEQ_DIGITS]
+        memcpy(offset, PyBytes_AS_STRING(self.instance), INSTANCE_LEN)
+        cdef Py_ssize_t olen = INSTANCE_LEN + _put_seq(offset + INSTANCE_LEN, seq)
         cdef list stamped = list(parts)
         cdef Py_ssize_t size = 0
         cdef Py_ssize_t slot
         if self.msgpack:
-            stamped[0] = msgpack_packet.stamp_offset(<bytes>parts[0], offset)
+            stamped[0] = msgpack_packet.stamp_offset_raw(<bytes>parts[0], offset, olen)
         else:
-            stamped[0] = sio_packet.stamp_offset(<bytes>parts[0], offset)
+            stamped[0] = sio_packet.stamp_offset_raw(<bytes>parts[0], offset, olen)
         for p in stamped:
             size += PyBytes_GET_SIZE(<bytes>p)
         self.next_seq = seq + 1
