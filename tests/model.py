@@ -599,17 +599,22 @@ class RoomIndex:
 # Packet log (connection state recovery)
 # ---------------------------------------------------------------------------------------------
 
-OFFSET_DIGITS = re.compile(rb"[0-9]{1,19}")
+OFFSET_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
+OFFSET_INSTANCE = re.compile(r"[0-9A-Za-z_-]{8}")
+OFFSET_SEQ = re.compile(r"[1-9A-Za-z_-][0-9A-Za-z_-]{0,10}")
 
 
 class PacketLog:
     """The recovery log as a plain list of ``(seq, stamped parts, rooms, except_rooms)``, oldest
     first. Rules: every append takes the next sequence number and is stamped with
-    ``<instance>-<seq>``; the oldest entries go first when the count or the byte bound would be
+    ``<instance><seq>`` (8 digits, then the number in base 64, the digits ``0-9A-Za-z-_``, no
+    leading zero); the oldest entries go first when the count or the byte bound would be
     passed; an entry larger than ``max_bytes`` is not kept and empties the log (whoever missed
     it cannot be served)."""
 
     def __init__(self, max_packets: int, max_bytes: int, instance: bytes) -> None:
+        if not OFFSET_INSTANCE.fullmatch(instance.decode("latin-1")):
+            raise ValueError("instance must be 8 digits of 0-9A-Za-z-_")
         self.max_packets = max_packets
         self.max_bytes = max_bytes
         self.instance = instance
@@ -645,17 +650,24 @@ class PacketLog:
         return seq, stamped
 
     def offset_of(self, seq: int) -> str:
-        return f"{self.instance.decode()}-{seq}"
+        if seq < 1:
+            raise ValueError("sequence numbers start at 1")
+        digits = ""
+        while seq:
+            seq, digit = divmod(seq, 64)
+            digits = OFFSET_DIGITS[digit] + digits
+        return self.instance.decode() + digits
 
     def parse_offset(self, offset: Any) -> int:
         if not isinstance(offset, str):
             return -1
-        raw = offset.encode("utf-8", "replace")
-        prefix = self.instance + b"-"
-        if not raw.startswith(prefix) or not OFFSET_DIGITS.fullmatch(raw[len(prefix):]):
+        instance, digits = offset[:8], offset[8:]
+        if instance != self.instance.decode() or not OFFSET_SEQ.fullmatch(digits):
             return -1
-        seq = int(raw[len(prefix):])
-        return seq if 1 <= seq < self.next_seq else -1
+        seq = 0
+        for digit in digits:
+            seq = seq * 64 + OFFSET_DIGITS.index(digit)
+        return seq if seq < self.next_seq else -1
 
     def can_serve(self, after: int) -> bool:
         if not 0 <= after < self.next_seq:

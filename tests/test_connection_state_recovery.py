@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -58,6 +59,9 @@ async def test_pid_and_offsets_only_when_enabled(make_server, recovering):
     await wait_for(lambda: c.events)
     assert c.raw[-1].startswith('2["hello",1,"') and c.offset is not None
     assert c.events == [["hello", 1]]
+    # The namespace log's 8-digit instance, then the sequence number in base 64.
+    assert c.offset == io.sockets.adapter.log.offset_of(1)
+    assert re.fullmatch(r"[0-9A-Za-z_-]{8}1", c.offset) and c.raw[-1].endswith(f',"{c.offset}"]')
 
 
 async def test_restores_session_and_missed_packets_over_polling(make_server):
@@ -408,13 +412,17 @@ async def test_forged_pid_and_offsets_get_nothing(make_server, recovering):
     thief.pid, thief.offset = victim.pid, other.offset
     await thief.connect()
     assert thief.sid != victim.sid and thief.events == []
-    # ... and one with an offset from the future.
-    thief2 = recovering(url)
-    assert victim.offset is not None
-    prefix = victim.offset.rsplit("-", 1)[0]
-    thief2.pid, thief2.offset = victim.pid, prefix + "-999999"
-    await thief2.connect()
-    assert thief2.sid != victim.sid and thief2.events == []
+    # ... and ones with an offset from the future (the very next one, and one far off), or
+    # spelled with a leading zero, or the old way (instance, dash, decimal).
+    log = io.sockets.adapter.log
+    assert victim.offset is not None and victim.offset == log.offset_of(1)
+    instance = victim.offset[:8]
+    for offset in (log.offset_of(log.next_seq), instance + "zzzzz", instance + "0" + "1",
+                   instance + "-1", instance + "1 "):
+        thief2 = recovering(url)
+        thief2.pid, thief2.offset = victim.pid, offset
+        await thief2.connect()
+        assert thief2.sid != victim.sid and thief2.events == [], offset
 
     # The owner still recovers (the forged attempts did not consume the session).
     await victim.connect()

@@ -290,12 +290,13 @@ def test_stamp_offset_refuses_what_is_not_an_encoded_event():
 
 
 def test_packet_log_stamps_msgpack_packets():
-    log = PacketLog(10, 1 << 20, b"inst", msgpack=True)
+    log = PacketLog(10, 1 << 20, b"instance", msgpack=True)
     assert log.msgpack
-    seq, parts = log.append(core.encode(EVENT, "/", ["tick", b"\x01"]).parts, frozenset(),
-                            frozenset())
-    assert msgpack.unpackb(parts[0])["data"] == ["tick", b"\x01", f"inst-{seq}"]
-    assert log.replay(0, {"room"}) == [parts]
+    for _ in range(64):
+        seq, parts = log.append(core.encode(EVENT, "/", ["tick", b"\x01"]).parts, frozenset(),
+                                frozenset())
+    assert seq == 64 and msgpack.unpackb(parts[0])["data"] == ["tick", b"\x01", "instance10"]
+    assert log.replay(63, {"room"}) == [parts]
 
 
 # -- properties: core and model agree byte for byte ----------------------------------------------

@@ -13,7 +13,8 @@ from fastsio._core import sio_packet
 from fastsio._core.packetlog import PacketLog
 from tests import model
 
-INSTANCE = b"abc123"
+INSTANCE = b"a-c12_XY"
+OTHER = b"a-c12_XZ"  # another log's instance, one digit apart
 ROOMS = st.frozensets(st.sampled_from(["a", "b", "c", "s1", 7]), max_size=2)
 PADS = st.integers(0, 120)
 
@@ -38,14 +39,22 @@ class PacketLogMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def offsets(self, data):
-        seq = data.draw(st.integers(-2, self.model.next_seq + 2))
+        seq = data.draw(st.integers(1, self.model.next_seq + 2) | st.integers(1, 2**64 - 1))
+        ours = self.model.offset_of(seq)
+        inst, digits = INSTANCE.decode(), ours[len(INSTANCE):]
         text = data.draw(st.sampled_from([
-            f"{INSTANCE.decode()}-{seq}", f"{INSTANCE.decode()}-0{seq}", f"other-{seq}",
-            f"{INSTANCE.decode()}-", f"{INSTANCE.decode()}-{seq}x", str(seq),
-        ]))
+            ours, inst + "0" + digits, model.PacketLog(1, 1, OTHER).offset_of(seq), inst,
+            ours + "x", ours + "0", ours[:-1], digits, f"{inst}-{seq}", f"{inst}{seq}",
+            ours.lower(), ours.upper(), inst + digits.replace("-", "+").replace("_", "/"),
+            " " + ours, ours + "\n", ours + "\u0661", inst + "\uff11", inst + "\udcff",
+            inst + "_" * 11, inst + "1" + "0" * 11, inst + "G" + "0" * 10,
+        ]) | st.text(max_size=24).map(lambda tail: inst + tail))
         assert self.core.parse_offset(text) == self.model.parse_offset(text)
-        if seq >= 1:
-            assert self.core.offset_of(seq) == self.model.offset_of(seq)
+        assert self.core.offset_of(seq) == ours
+        if seq < self.model.next_seq:
+            assert self.core.parse_offset(ours) == seq  # every offset it wrote names its packet
+        else:
+            assert self.core.parse_offset(ours) == -1  # ... and none from the future
 
     @rule(data=st.data(), rooms=ROOMS)
     def replay(self, data, rooms):
@@ -77,7 +86,55 @@ def test_an_oversize_entry_empties_the_log_and_cannot_be_replayed():
     for log in (PacketLog(10, 100, INSTANCE), model.PacketLog(10, 100, INSTANCE)):
         log.append(event(5, 0), frozenset(), frozenset())
         seq, stamped = log.append(event(200, 0), frozenset(), frozenset())
-        assert seq == 2 and stamped[0].endswith(b',"abc123-2"]')
+        assert seq == 2 and stamped[0].endswith(b',"a-c12_XY2"]')
         assert log.count == 0 and log.next_seq == 3
         assert not log.can_serve(0) and not log.can_serve(1)
         assert log.can_serve(2) and log.replay(2, {"a"}) == []
+
+
+def test_offsets_are_the_instance_then_the_sequence_number_in_base_64():
+    log = PacketLog(10, 1000, INSTANCE)
+    assert [log.offset_of(seq) for seq in (1, 9, 10, 35, 36, 61, 62, 63, 64, 1000, 4096)] == [
+        "a-c12_XY" + d for d in ("1", "9", "A", "Z", "a", "z", "-", "_", "10", "Fe", "100")]
+    assert log.offset_of(2**64 - 1) == "a-c12_XYF" + "_" * 10  # 11 digits at most
+    with pytest.raises(ValueError):
+        log.offset_of(0)
+
+
+def test_a_new_log_draws_a_new_instance_of_8_digits():
+    instances = {PacketLog(1, 1).instance for _ in range(200)}
+    assert len(instances) == 200
+    assert all(model.OFFSET_INSTANCE.fullmatch(i.decode()) for i in instances)
+    # 48 random bits each: every one of the 64 digits turns up among 1600 of them
+    assert set("".join(i.decode() for i in instances)) == set(model.OFFSET_DIGITS)
+
+
+def test_an_instance_given_names_the_same_log_again():
+    first = PacketLog(10, 1000)
+    for _ in range(3):
+        first.append(event(1, 0), frozenset(), frozenset())
+    again = PacketLog(10, 1000, first.instance)
+    again.append(event(1, 0), frozenset(), frozenset())
+    assert again.offset_of(1) == first.offset_of(1) and again.parse_offset(first.offset_of(1)) == 1
+    for bad in (b"", b"abc123", b"abc123XYZ", b"abc123X+", b"abc123X.", b"abc 23XY",
+                b"abc\xff23XY"):
+        with pytest.raises(ValueError):
+            PacketLog(10, 1000, bad)
+        with pytest.raises(ValueError):
+            model.PacketLog(10, 1000, bad)
+
+
+def test_parse_offset_takes_only_strings_it_wrote():
+    log = PacketLog(10, 1000, INSTANCE)
+    for _ in range(70):
+        log.append(event(1, 0), frozenset(), frozenset())
+    assert log.parse_offset("a-c12_XY10") == 64 and log.parse_offset("a-c12_XY16") == 70
+    for bad in (None, 64, b"a-c12_XY10", ["a-c12_XY10"], "a-c12_XY010", "a-c12_XY17",
+                "a-c12_XY", "a-c12_XZ10", "a-c12_XY-10", "a-c12_XY1_" + "0" * 9,
+                "a-c12_XY" + "9" * 19, "a-c12_XY" + "_" * 11 + "1"):
+        assert log.parse_offset(bad) == -1, bad
+
+    class Str(str):
+        pass
+
+    assert log.parse_offset(Str("a-c12_XY10")) == -1

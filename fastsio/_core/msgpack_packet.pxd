@@ -17,3 +17,4 @@ cpdef Packet decode(bytes data, Py_ssize_t max_namespace_length=*, int max_depth
 # map's last value, which stamp_offset relies on.
 cpdef Encoded encode(int type, str nsp=*, object data=*, object id=*)
 cpdef bytes stamp_offset(bytes packet, bytes offset)
+cdef bytes stamp_offset_raw(bytes packet, const char* offset, Py_ssize_t olen)  # from a C buffer

@@ -619,8 +619,14 @@ cdef inline Py_ssize_t _skip_scalar(const unsigned char* p, Py_ssize_t pos,
 cpdef bytes stamp_offset(bytes packet, bytes offset):
     """Append ``offset`` (a string) as the last element of the ``data`` array of an EVENT that
     :func:`encode` made, in one splice: the array's header grows by one, the string goes last."""
-    if packet is None or offset is None:
-        raise TypeError("packet and offset must be bytes, not None")
+    if offset is None:
+        raise TypeError("offset must be bytes, not None")
+    return stamp_offset_raw(packet, PyBytes_AS_STRING(offset), PyBytes_GET_SIZE(offset))
+
+
+cdef bytes stamp_offset_raw(bytes packet, const char* offset, Py_ssize_t olen):
+    if packet is None:
+        raise TypeError("packet must be bytes, not None")
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(packet)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(packet)
     cdef Py_ssize_t pos = 1
@@ -654,7 +660,6 @@ cpdef bytes stamp_offset(bytes packet, bytes offset):
     else:
         raise ValueError("not an encoded event")
     items += 1
-    cdef Py_ssize_t olen = PyBytes_GET_SIZE(offset)
     cdef Buf b
     b.cap = n + olen + 16
     b.len = 0
@@ -666,7 +671,7 @@ cpdef bytes stamp_offset(bytes packet, bytes offset):
         _put_header(&b, items, 0x90, 16, 0, 0xDC, 0xDD)
         _put(&b, <const char*>p + pos + head_size, n - pos - head_size)
         _put_header(&b, <uint64_t>olen, 0xA0, 32, 0xD9, 0xDA, 0xDB)
-        _put(&b, PyBytes_AS_STRING(offset), olen)
+        _put(&b, offset, olen)
         return PyBytes_FromStringAndSize(b.data, b.len)
     finally:
         PyMem_Free(b.data)

@@ -2,13 +2,16 @@
 # one entry (a list of bytes it shares with the writers), its rooms and except-rooms (frozensets,
 # shared with the broadcast options) and its byte size. Entries occupy slots _first ..
 # _first+_count-1 (mod max_packets); the entry in slot _first has sequence next_seq - _count.
+cdef enum:
+    INSTANCE_LEN = 8   # digits of the instance: 48 random bits
+    SEQ_DIGITS = 11    # base-64 digits of the largest sequence number (64 bits)
+
 cdef class PacketLog:
     cdef readonly Py_ssize_t max_packets
     cdef readonly Py_ssize_t max_bytes
-    cdef readonly bytes instance       # random per log: offsets of other logs never match
+    cdef readonly bytes instance       # INSTANCE_LEN digits, random per log: starts every offset
     cdef readonly unsigned long long next_seq
     cdef readonly bint msgpack         # entries are msgpack_packet encodings, not sio_packet's
-    cdef bytes _prefix                 # instance + b"-"
     cdef list _parts
     cdef list _rooms
     cdef list _except

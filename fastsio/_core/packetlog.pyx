@@ -3,16 +3,70 @@
 
 Each entry is the encoded packet (Engine.IO-ready parts, the first one already stamped with its
 offset) plus the room filter it was sent with. Entries are addressed by a sequence number that
-only grows; the offset a client sees is ``<instance>-<seq>``, where ``instance`` is random per log,
-so an offset from another namespace, process or run never names one of our packets. A log holds
-the packets of one parser (``msgpack``: ``socket.io-msgpack-parser``'s, else the JSON one's).
+only grows; the offset a client sees is ``<instance><seq>``: ``instance`` is 8 digits holding 48
+random bits per log, so an offset from another namespace, process or run never names one of our
+packets (unless two logs drew the same bits: odds of 2**-48 for a pair), and ``seq`` follows it
+in base 64 without leading zeros. Both are written with the URL-safe base-64 digits
+``0-9A-Za-z-_`` (values 0 to 63, in that order), which need no escaping in JSON: the offset of
+the 1000th packet is ``instance + "Fe"``, 10 characters on every packet a broadcast writes where
+``<16 hex digits>-<decimal>`` took 21. A log holds the packets of one parser (``msgpack``:
+``socket.io-msgpack-parser``'s, else the JSON one's).
 """
-from cpython.bytes cimport PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.limits cimport LLONG_MAX
+from libc.string cimport memcmp, memcpy
 
 from fastsio._core.debug cimport FASTSIO_DEBUG
 from fastsio._core cimport msgpack_packet, sio_packet
 
 import os
+
+# Digit values 0..63, and back: -1 for a byte that is not a digit (every non-ASCII byte included).
+cdef const char* _DIGITS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
+cdef signed char _VALUES[256]
+for _v in range(256):
+    _VALUES[_v] = -1
+for _v in range(64):
+    _VALUES[<unsigned char>_DIGITS[_v]] = _v
+
+
+cdef inline Py_ssize_t _put_seq(char* out, unsigned long long seq) noexcept:
+    """Writes ``seq`` (at least 1) in base 64, most significant digit first; returns the length."""
+    cdef char rev[SEQ_DIGITS]
+    cdef Py_ssize_t n = 0
+    cdef Py_ssize_t k
+    while seq:
+        rev[n] = _DIGITS[seq & 63]
+        seq >>= 6
+        n += 1
+    for k in range(n):
+        out[k] = rev[n - 1 - k]
+    return n
+
+
+cdef bint _is_instance(bytes instance):
+    cdef const char* p = PyBytes_AS_STRING(instance)
+    cdef Py_ssize_t k
+    if PyBytes_GET_SIZE(instance) != INSTANCE_LEN:
+        return False
+    for k in range(INSTANCE_LEN):
+        if _VALUES[<unsigned char>p[k]] < 0:
+            return False
+    return True
+
+
+cdef bytes _random_instance():
+    cdef bytes raw = os.urandom(6)
+    cdef const unsigned char* r = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef unsigned long long bits = 0
+    cdef char out[INSTANCE_LEN]
+    cdef int k
+    for k in range(6):
+        bits = (bits << 8) | r[k]
+    for k in range(INSTANCE_LEN):
+        out[INSTANCE_LEN - 1 - k] = _DIGITS[bits & 63]
+        bits >>= 6
+    return PyBytes_FromStringAndSize(out, INSTANCE_LEN)
 
 
 cdef class PacketLog:
@@ -26,9 +80,14 @@ cdef class PacketLog:
             raise ValueError("max_bytes must be at least 1")
         self.max_packets = max_packets
         self.max_bytes = max_bytes
-        self.instance = instance if instance is not None else os.urandom(8).hex().encode()
+        if instance is None:
+            instance = _random_instance()
+        elif not _is_instance(instance):
+            # Fixed length, so that no separator is needed before the sequence number; given
+            # (not random) only to name the same log again, as ``log.instance`` spells it.
+            raise ValueError(f"instance must be {INSTANCE_LEN} digits of 0-9A-Za-z-_")
+        self.instance = instance
         self.msgpack = msgpack
-        self._prefix = self.instance + b"-"
         self._parts = [None] * max_packets
         self._rooms = [None] * max_packets
         self._except = [None] * max_packets
@@ -61,14 +120,16 @@ cdef class PacketLog:
         it can no longer be served.
         """
         cdef unsigned long long seq = self.next_seq
-        cdef bytes offset = self._prefix + str(seq).encode()
+        cdef char offset[INSTANCE_LEN + SEQ_DIGITS]
+        memcpy(offset, PyBytes_AS_STRING(self.instance), INSTANCE_LEN)
+        cdef Py_ssize_t olen = INSTANCE_LEN + _put_seq(offset + INSTANCE_LEN, seq)
         cdef list stamped = list(parts)
         cdef Py_ssize_t size = 0
         cdef Py_ssize_t slot
         if self.msgpack:
-            stamped[0] = msgpack_packet.stamp_offset(<bytes>parts[0], offset)
+            stamped[0] = msgpack_packet.stamp_offset_raw(<bytes>parts[0], offset, olen)
         else:
-            stamped[0] = sio_packet.stamp_offset(<bytes>parts[0], offset)
+            stamped[0] = sio_packet.stamp_offset_raw(<bytes>parts[0], offset, olen)
         for p in stamped:
             size += PyBytes_GET_SIZE(<bytes>p)
         self.next_seq = seq + 1
@@ -105,20 +166,31 @@ cdef class PacketLog:
             self._evict_oldest()
 
     cpdef long long parse_offset(self, object offset):
-        """The sequence number an offset of this log names, or -1 for anything else."""
-        cdef bytes raw
+        """The sequence number an offset of this log names, or -1 for anything else.
+
+        Only the one spelling :meth:`offset_of` writes is taken: this log's instance, then 1 to
+        11 digits, the first not ``0``, for a number from 1 to ``next_seq - 1``.
+        """
         if type(offset) is not str:
             return -1
-        raw = (<str>offset).encode("utf-8", "replace")
-        if not raw.startswith(self._prefix):
+        cdef Py_ssize_t n = len(<str>offset)
+        if n <= INSTANCE_LEN or n > INSTANCE_LEN + SEQ_DIGITS or not (<str>offset).isascii():
             return -1
-        digits = raw[len(self._prefix):]
-        if not digits or len(digits) > 19 or not digits.isdigit():
+        cdef bytes raw = (<str>offset).encode("ascii")
+        cdef const char* p = PyBytes_AS_STRING(raw)
+        if memcmp(p, PyBytes_AS_STRING(self.instance), INSTANCE_LEN) != 0:
             return -1
-        cdef long long seq = int(digits)
-        if seq < 1 or <unsigned long long>seq >= self.next_seq:
+        cdef unsigned long long seq = 0
+        cdef signed char v
+        cdef Py_ssize_t k
+        for k in range(INSTANCE_LEN, n):
+            v = _VALUES[<unsigned char>p[k]]
+            if v < 0 or (v == 0 and k == INSTANCE_LEN) or seq >> 58:
+                return -1  # not a digit, a leading zero, or more than 64 bits
+            seq = (seq << 6) | <unsigned long long>v
+        if seq >= self.next_seq or seq > <unsigned long long>LLONG_MAX:
             return -1
-        return seq
+        return <long long>seq
 
     cpdef bint can_serve(self, long long after):
         """True when every entry after ``after`` is still held (nothing missed was evicted)."""
@@ -149,5 +221,9 @@ cdef class PacketLog:
         return out
 
     def offset_of(self, unsigned long long seq):
-        """The offset string a client sees for ``seq``."""
-        return (self._prefix + str(seq).encode()).decode("ascii")
+        """The offset string a client sees for ``seq`` (at least 1)."""
+        if seq < 1:
+            raise ValueError("sequence numbers start at 1")
+        cdef char buf[INSTANCE_LEN + SEQ_DIGITS]
+        memcpy(buf, PyBytes_AS_STRING(self.instance), INSTANCE_LEN)
+        return buf[:INSTANCE_LEN + _put_seq(buf + INSTANCE_LEN, seq)].decode("ascii")

@@ -38,3 +38,5 @@ cdef bint valid_payload(int ptype, object payload)
 cdef Encoded new_encoded(list parts, bint binary_only)
 cpdef Encoded encode(int type, str nsp=*, object data=*, object id=*)
 cpdef bytes stamp_offset(bytes packet, bytes offset)
+# stamp_offset for an offset the caller has checked ([A-Za-z0-9._-]), from a C buffer.
+cdef bytes stamp_offset_raw(bytes packet, const char* offset, Py_ssize_t olen)

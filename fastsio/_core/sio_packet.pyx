@@ -8,6 +8,7 @@ a WebSocket, built on first use and then shared by every recipient of a broadcas
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
+from libc.string cimport memcpy
 
 from fastsio._core.debug cimport FASTSIO_DEBUG
 from fastsio._core.eio_packet cimport ws_frame
@@ -488,21 +489,38 @@ cpdef bytes stamp_offset(bytes packet, bytes offset):
     ``offset`` must be made of ASCII letters, digits, ``-``, ``_`` or ``.`` (the packet log's
     offsets are), so the splice needs no JSON escaping.
     """
-    if packet is None or offset is None:
-        raise TypeError("packet and offset must be bytes, not None")
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(packet)
-    cdef const char* p = PyBytes_AS_STRING(packet)
+    if offset is None:
+        raise TypeError("offset must be bytes, not None")
     cdef const char* o = PyBytes_AS_STRING(offset)
     cdef Py_ssize_t k
     cdef char c
-    if n < 2 or p[n - 1] != 93:  # ']'
-        raise ValueError("not an encoded event")
     for k in range(PyBytes_GET_SIZE(offset)):
         c = o[k]
         if not (_is_digit(c) or 65 <= c <= 90 or 97 <= c <= 122 or c == 45 or c == 95 or c == 46):
             raise ValueError("offset must be [A-Za-z0-9._-]")
+    return stamp_offset_raw(packet, o, PyBytes_GET_SIZE(offset))
+
+
+cdef bytes stamp_offset_raw(bytes packet, const char* offset, Py_ssize_t olen):
+    # One new bytes object written in place: the packet log stamps every broadcast it logs.
+    if packet is None:
+        raise TypeError("packet must be bytes, not None")
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(packet)
+    cdef const char* p = PyBytes_AS_STRING(packet)
+    if n < 2 or p[n - 1] != 93:  # ']'
+        raise ValueError("not an encoded event")
     if FASTSIO_DEBUG:
         assert packet.startswith(b"42") or packet.startswith(b"45"), "stamping a non-event"
-    if p[n - 2] == 91:  # '[': an empty array takes no comma
-        return packet[:n - 1] + b'"' + offset + b'"]'
-    return packet[:n - 1] + b',"' + offset + b'"]'
+    cdef Py_ssize_t comma = p[n - 2] != 91  # after '[' (an empty array) no comma
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n + comma + olen + 2)
+    cdef char* w = PyBytes_AS_STRING(out)
+    memcpy(w, p, n - 1)
+    w += n - 1
+    if comma:
+        w[0] = 44  # ','
+        w += 1
+    w[0] = 34  # '"'
+    memcpy(w + 1, offset, olen)
+    w[olen + 1] = 34
+    w[olen + 2] = 93
+    return out
