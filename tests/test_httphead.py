@@ -127,6 +127,7 @@ def test_values_lose_leading_whitespace_only() -> None:
     b"GET / HTTP/1.1\r\nX: caf\xc3\xa9\r\n\r\n",
     b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",
     b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+    b"GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade:\r\n\r\n",
     b"GET / HTTP/1.1\r\nConnection: upgrade\r\n\r\n",
     b"GET / HTTP/1.1\r\nConnection: upgrade\r\nConnection: close\r\nUpgrade: ws\r\n\r\n",
     b"GET / HTTP/1.1\r\nUpgrade: a\r\nUpgrade: b\r\nConnection: upgrade\r\n\r\n",

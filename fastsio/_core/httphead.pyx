@@ -143,8 +143,8 @@ cpdef tuple parse_get(bytes data, Py_ssize_t max_url, Py_ssize_t max_header_byte
             connection_headers += 1
             conn_flags = _connection_tokens(p + value_start, value_end - value_start)
         elif _is(p + name_start, name_end - name_start, "upgrade"):
-            if upgrade_header:
-                return None
+            if upgrade_header or value_end == value_start:
+                return None  # (httptools does not count an empty one)
             upgrade_header = True
         headers.append((
             PyBytes_FromStringAndSize(<const char*>p + name_start, name_end - name_start),
