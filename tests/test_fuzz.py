@@ -58,21 +58,31 @@ def bits_balanced(ids: list[str], nbytes: int) -> None:
         assert abs(ones - n / 2) < 6 * sigma, (bit, ones, n)
 
 
-async def test_session_ids_are_120_bit_tokens_from_secrets(make_server, monkeypatch):
+async def test_session_ids_are_120_bit_tokens_from_the_os_csprng(make_server, monkeypatch):
+    import os
+
     import fastsio.engine.server as engine_server
     import fastsio.namespace as namespace
+    from fastsio._core import ids as core_ids
 
-    asked: list[tuple[str, int]] = []
-    real = engine_server.secrets.token_urlsafe
+    assert namespace.ids is engine_server.ids is core_ids  # one generator: the spy sees both
+    asked: list[int] = []
+    real_token = core_ids.token
 
-    def spy(where: str) -> Callable[[int], str]:
-        def token(n: int) -> str:
-            asked.append((where, n))
-            return real(n)
-        return token
+    def token(n: int) -> str:
+        asked.append(n)
+        return real_token(n)
 
-    monkeypatch.setattr(engine_server.secrets, "token_urlsafe", spy("secrets"))
-    assert namespace.secrets is engine_server.secrets  # the same module: the spy sees both
+    drawn: list[int] = []
+    real_urandom = os.urandom
+
+    def urandom(n: int) -> bytes:
+        drawn.append(n)
+        return real_urandom(n)
+
+    monkeypatch.setattr(core_ids, "token", token)
+    monkeypatch.setattr(os, "urandom", urandom)
+    core_ids._after_fork_in_child()  # an empty pool: every byte below is read from the OS
     io, url = await make_server(connection_state_recovery=True)
     sids: list[str] = []
     sockets: list[fastsio.Socket] = []
@@ -89,8 +99,10 @@ async def test_session_ids_are_120_bit_tokens_from_secrets(make_server, monkeypa
         await wait_for(lambda: len(sockets) == n)
     socket_ids = [s.id for s in sockets]
     pids = [s.pid for s in sockets]
-    # Every id came from the secrets module, with at least 120 bits (15 bytes) asked for.
-    assert len(asked) == 3 * n and all(nbytes >= 15 for _, nbytes in asked)
+    # Every id came from the one generator, with at least 120 bits (15 bytes) asked for, and
+    # its bytes from the OS CSPRNG.
+    assert len(asked) == 3 * n and all(nbytes >= 15 for nbytes in asked)
+    assert sum(drawn) >= sum(asked)
     for ids, length, nbytes in ((sids, 20, 15), (socket_ids, 20, 15), (pids, 22, 16)):
         assert all(len(i) == length and TOKEN.match(i) for i in ids)  # URL-safe base64
         assert len(set(ids)) == len(ids)
