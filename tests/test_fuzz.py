@@ -11,7 +11,6 @@ import contextlib
 import gc
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp

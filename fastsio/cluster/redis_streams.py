@@ -620,7 +620,7 @@ class _Node:
                 self.channels.clear()
                 if ps is not None:
                     try:
-                        await ps.aclose()  # type: ignore[no-untyped-call]
+                        await ps.aclose()
                     except Exception:
                         pass
                 await asyncio.sleep(backoff)
