@@ -81,11 +81,13 @@ SCENARIOS = ("fanout", "echo", "connect")
 
 
 def build_loadgen() -> None:
-    """The C load generator, built once (bench/run.py builds the same binary)."""
-    if not LOADGEN.exists():
+    """The C load generator, built when missing or older than its source (bench/run.py builds
+    the same binary on every run)."""
+    src = BENCH / "loadgen" / "loadgen.c"
+    if not LOADGEN.exists() or LOADGEN.stat().st_mtime < src.stat().st_mtime:
         RESULTS.mkdir(exist_ok=True)
         subprocess.run(["gcc", "-O2", "-Wall", "-o", str(LOADGEN),
-                        str(BENCH / "loadgen" / "loadgen.c")], check=True)
+                        str(src)], check=True)
 
 
 def scenarios(d: str, w: str, conns: int) -> list[tuple[str, str, list[str], str]]:

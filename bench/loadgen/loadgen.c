@@ -24,7 +24,9 @@
  *            catches up with every tick (it is still connected).
  *   echo     C clients, each with one `echo` (with ack) outstanding; acks/s and round trip.
  *   connect  K connections (Q in flight) through the full handshake; handshakes/s; then held idle
- *            to read the server's RSS (needs --server-pid).
+ *            to read the server's RSS (needs --server-pid). 200 warm-up handshakes (opened, then
+ *            closed) go first: the output's "warmup_conns", for a tool that counts the server's
+ *            whole run (bench/compat_instructions.py).
  *
  * Output: progress on stderr, one JSON object on stdout. Every phase has a deadline: the program
  * always ends by itself (exit 2 with {"error": ...} when something went wrong).
@@ -1282,12 +1284,12 @@ static int scenario_connect(const opts_t *o) {
     int alive = 0;
     for (int i = warm; i < warm + n; i++) alive += g_conns[i].state == ST_READY;
     double per = (rss0 >= 0 && rss1 >= 0) ? (double)(rss1 - rss0) / n : -1;
-    printf("{\"scenario\":\"connect\",\"conns\":%d,\"concurrency\":%d,\"duration_s\":%.3f,\"handshakes_per_s\":%.1f,"
+    printf("{\"scenario\":\"connect\",\"conns\":%d,\"warmup_conns\":%d,\"concurrency\":%d,\"duration_s\":%.3f,\"handshakes_per_s\":%.1f,"
            "\"hs_p50_us\":%.1f,\"hs_p99_us\":%.1f,\"loadgen_cpu_pct\":%.1f,\"server_cpu_pct\":%.1f,"
            "\"other_on_server_core_pct\":%.1f,\"other_on_loadgen_core_pct\":%.1f,\"irq_on_server_core_pct\":%.1f,\"slow_tcp_connects\":%d,"
            "\"rss_before_kib\":%ld,\"rss_idle_kib\":%ld,\"rss_per_conn_kib\":%.2f,\"alive_after_hold\":%d,"
            "\"closed_unexpectedly\":%d,\"last_error\":\"%s\"}\n",
-           n, o->conc, secs, n / secs, h_pct_us(&g_hs, 0.5), h_pct_us(&g_hs, 0.99),
+           n, warm, o->conc, secs, n / secs, h_pct_us(&g_hs, 0.5), h_pct_us(&g_hs, 0.99),
            lg_cpu, w_srv_cpu(&w), w_other_on_core(&w), w_other_on_lcore(&w), w_irq_on_core(&w), g_slow_connects, rss0, rss1, per,
            alive, g_closed_unexpectedly, g_last_error);
     close_all();
