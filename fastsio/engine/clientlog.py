@@ -60,6 +60,9 @@ class PicowsLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def __init__(self, logger: logging.Logger) -> None:
         super().__init__(logger, {})
+        # picows asks once per connection: the logger's own method, not the adapter's frame
+        # around it.
+        self.isEnabledFor = logger.isEnabledFor  # type: ignore[method-assign]
         self.client_errors = ClientErrors(logger)
         self.failures = ClientErrors(logger, level=logging.ERROR)
 

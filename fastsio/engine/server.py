@@ -617,10 +617,11 @@ class EngineServer:
 
     def _handle_upgrade(self, req: Request, conn: HttpConnection) -> None:
         is_websocket = req.headers.get("upgrade", "").lower() == "websocket"
-        if not self._is_ours(req) and is_websocket and self.other_app is not None:
+        ours = self._is_ours(req)
+        if not ours and is_websocket and self.other_app is not None:
             self.other_app.websocket(req, conn)  # Server(other_asgi_app=...)
             return
-        if not self._is_ours(req) or not is_websocket:
+        if not ours or not is_websocket:
             conn.abort_upgrade("Bad request")
             return
         error = self._verify(req, upgrade=True)

@@ -13,6 +13,7 @@ from fastsio._core.errors import EnginePacketError
 from fastsio._core.inbox import Inbox
 from fastsio._core.outbox import Outbox
 from fastsio._core.sio_packet import Encoded
+from fastsio.engine.timers import Timer
 from fastsio.trace import flags as _trace
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from fastsio.engine.http import Request
     from fastsio.engine.polling import PollingTransport
     from fastsio.engine.server import EngineServer
-    from fastsio.engine.timers import Timer
     from fastsio.engine.websocket import WebSocketTransport
 
     Transport: TypeAlias = PollingTransport | WebSocketTransport
@@ -92,7 +92,7 @@ class EngineSocket:
         self.on_close: Callable[[str, str | None], None] | None = None
         # Heartbeat: one timer of the server's wheel, and what happens when it fires:
         # _PING_DUE (send a ping) or _PONG_DUE (no pong / no client ping: close).
-        self._heartbeat: Timer = server.timers.timer(self._on_heartbeat)
+        self._heartbeat: Timer = Timer(server.timers, self._on_heartbeat)
         self._hb_kind = 0
         self._upgrade_handle: Timer | None = None
         self._check_handle: Timer | None = None

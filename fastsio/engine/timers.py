@@ -61,19 +61,35 @@ class Timer:
 
     def start(self, delay: float) -> None:
         """Call ``callback()`` in ``delay`` seconds (replacing this timer's deadline)."""
-        self._wheel._schedule(self, self._wheel.loop().time() + delay)
+        # TimerWheel.loop() inlined: a handshake starts three timers.
+        wheel = self._wheel
+        loop = wheel._loop
+        if loop is None or not loop.is_running():
+            loop = wheel.loop()
+        wheel._schedule(self, loop.time() + delay)
 
     def start_at(self, when: float) -> None:
         """Call ``callback()`` at loop time ``when`` (replacing this timer's deadline)."""
         self._wheel._schedule(self, when)
 
     def cancel(self) -> None:
-        if self._key is not None or self._seq:
-            self._wheel._cancel(self)
+        """Out of the wheel at once: its bucket, or the heap's index (see the module)."""
+        key = self._key
+        if key is not None:
+            self._key = None
+            bucket = self._wheel._buckets.get(key)
+            if bucket is not None:
+                # An emptied bucket stays until its time: deleting it would push its key again
+                # for the next timer of the same tick.
+                bucket.pop(self, None)
+        elif self._seq:
+            self._wheel._near.pop(self._seq, None)
+            self._seq = 0
 
     def close(self) -> None:
         """Cancel, and let go of the callback (and what it references)."""
-        self.cancel()
+        if self._key is not None or self._seq:
+            self.cancel()
         self.callback = _nothing
 
     @property
@@ -135,7 +151,10 @@ class TimerWheel:
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         """A timer started for ``delay`` seconds from now."""
         timer = Timer(self, callback)
-        timer.start(delay)
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self.loop()
+        self._schedule(timer, loop.time() + delay)
         return timer
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
@@ -147,7 +166,7 @@ class TimerWheel:
     # -- internals ---------------------------------------------------------------------------
     def _schedule(self, timer: Timer, due: float) -> None:
         if timer._key is not None or timer._seq:
-            self._cancel(timer)
+            timer.cancel()
         timer._due = due
         key = math.floor(due / self.tick)
         if key <= self._opened:
@@ -172,19 +191,6 @@ class TimerWheel:
         timer._seq = seq
         self._near[seq] = timer
         heapq.heappush(self._heap, (timer._due, seq))
-
-    def _cancel(self, timer: Timer) -> None:
-        key = timer._key
-        if key is not None:
-            timer._key = None
-            bucket = self._buckets.get(key)
-            if bucket is not None:
-                # An emptied bucket stays until its time: deleting it would push its key again
-                # for the next timer of the same tick.
-                bucket.pop(timer, None)
-        elif timer._seq:
-            self._near.pop(timer._seq, None)
-            timer._seq = 0
 
     def _arm(self, when: float) -> None:
         if self._handle is not None:

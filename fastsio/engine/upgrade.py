@@ -19,6 +19,9 @@ from typing import Any
 from picows import WSUpgradeResponse
 
 _STATUS_LINE = b"HTTP/1.1 101 Switching Protocols\r\n"
+# Looked up once: on Python 3.11 a member read off an enum class runs Python code (the enum
+# metaclass has a __getattr__, the member is an enum.property), several thousand instructions.
+_SWITCHING_PROTOCOLS = HTTPStatus.SWITCHING_PROTOCOLS
 _ACCEPT = "Sec-WebSocket-Accept"
 
 
@@ -84,7 +87,7 @@ class SwitchingProtocols(WSUpgradeResponse):
         self, head: bytes, tail: bytes = b"", headers: list[tuple[str, str]] | None = None
     ) -> None:
         self.version = b"HTTP/1.1"
-        self.status = HTTPStatus.SWITCHING_PROTOCOLS
+        self.status = _SWITCHING_PROTOCOLS
         self.headers: Any = _AcceptSlot()
         self.body = None
         self._head = head

@@ -50,6 +50,8 @@ READ_BUFFER_SIZE = 2048
 # What picows checks of an upgrade request (it reads no other header, and parses each one it
 # gets in Python: fewer is cheaper).
 _UPGRADE_HEADERS = frozenset(("upgrade", "sec-websocket-key", "sec-websocket-version"))
+# Read once: a member read off an enum class runs Python code on 3.11 (see engine.upgrade).
+_PING_WHEN_IDLE = WSAutoPingStrategy.PING_WHEN_IDLE
 
 
 def _drop(data: bytes) -> None:
@@ -108,7 +110,7 @@ def hand_over(
         False,  # enable_auto_ping: Engine.IO has its own heartbeat
         20.0,
         20.0,
-        WSAutoPingStrategy.PING_WHEN_IDLE,
+        _PING_WHEN_IDLE,
         True,  # enable_auto_pong
         max_frame_size,
         None,  # extra_headers
