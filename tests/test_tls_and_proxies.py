@@ -203,3 +203,37 @@ async def test_the_official_client_in_a_browser_upgrades_to_wss(certificate):
             assert sock.handshake.secure is True
     finally:
         await io.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+async def test_direct_writes_only_on_a_plain_socket(certificate, tls):
+    """The outbox writes to the descriptor itself only on the loop's plain TCP transport: a
+    TLS connection's transport (the loop's SSL transport over the plain one) is never written
+    around, or its peer would read unencrypted frames."""
+    from fastsio._core.outbox import direct_fd
+
+    loop = asyncio.get_running_loop()
+    made: asyncio.Future[asyncio.BaseTransport] = loop.create_future()
+
+    class Capture(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            made.set_result(transport)
+
+    server = await loop.create_server(
+        Capture, "127.0.0.1", 0, ssl=server_context(*certificate) if tls else None)
+    port = server.sockets[0].getsockname()[1]
+    client_ctx = ssl.create_default_context(cafile=str(certificate[1])) if tls else None
+    try:
+        _r, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)
+        try:
+            transport = await asyncio.wait_for(made, 5)
+            if tls:
+                assert transport.get_extra_info("sslcontext") is not None
+                assert direct_fd(transport) == -1
+            else:
+                assert direct_fd(transport) == transport.get_extra_info("socket").fileno() >= 0
+        finally:
+            writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -53,11 +53,9 @@ cdef frozenset _DIRECT = frozenset({
 cpdef int direct_fd(object conn) except -2:
     """The socket's file descriptor when frames may be sent on ``conn`` directly, else -1."""
     cls = type(conn)
+    # The classes named are plain sockets only: TLS on uvloop and asyncio is an
+    # _SSLProtocolTransport over them, which an application never gets the plain one of.
     if (getattr(cls, "__module__", None), getattr(cls, "__qualname__", None)) not in _DIRECT:
-        return -1
-    if conn.get_extra_info("sslcontext") is not None:
-        return -1
-    if conn.get_extra_info("ssl_object") is not None:
         return -1
     sock = conn.get_extra_info("socket")
     if sock is None:
