@@ -18,7 +18,7 @@ import client_bundle
 DEBUG = os.environ.get("FASTSIO_BUILD", "release") == "debug"
 
 MODULES = ["errors", "eio_packet", "sio_packet", "msgpack_packet", "outbox", "inbox", "rooms",
-           "packetlog", "coro", "ids", "httphead"]
+           "packetlog", "coro", "ids", "httphead", "websocket"]
 
 directives = {
     "language_level": "3",

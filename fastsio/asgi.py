@@ -922,8 +922,9 @@ class OtherApp:
                                     for k, v in msg.get("headers", [])]
                 if msg.get("subprotocol"):
                     headers.append(("Sec-WebSocket-Protocol", msg["subprotocol"]))
-                hand_over(conn, req, cast(Any, listener), engine.max_http_buffer_size,
-                          engine.websocket_handshake_timeout, headers)
+                if not hand_over(conn, req, listener, engine.max_http_buffer_size, headers):
+                    listener._gone(1006)  # answered 400: a key or version no client sends
+                    return
                 await listener.opened.wait()
             elif kind == "websocket.send":
                 text = msg.get("text")

@@ -30,7 +30,7 @@ from fastsio.server import tune_garbage_collector
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TRACKED = (
     "EngineSocket", "Client", "Socket", "WebSocketTransport", "PollingTransport",
-    "HttpConnection", "Request", "Timer", "WSProtocol", "WSTransport", "Handshake",
+    "HttpConnection", "Request", "Timer", "WebSocketProtocol", "WSTransport", "Handshake",
 )
 
 

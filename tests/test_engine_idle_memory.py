@@ -17,7 +17,7 @@ import orjson
 
 from fastsio.engine.http import HttpConnection
 from fastsio.engine.websocket import WebSocketTransport
-from tests.clients.wire import OP_CLOSE, OP_PING, OP_PONG
+from tests.clients.wire import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, TIMEOUT, ws_frame
 from tests.clients.ws import RawWebSocket
 
 CLIENTS = 20
@@ -78,11 +78,19 @@ async def test_the_read_buffer_is_small_after_the_upgrade_and_grows_on_demand(ma
         offered = len(protocol.get_buffer(-1))
         assert offered <= 512  # picows's own floor offers 1792 bytes
         big = "x" * 300_000
-        ws.send_text("421" + orjson.dumps(["echo", big]).decode())
+        frame = ws_frame(OP_TEXT, ("421" + orjson.dumps(["echo", big]).decode()).encode())
+        # Half a frame: the buffer has grown to hold the whole of it.
+        ws.write(frame[:1000])
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while len(protocol.get_buffer(-1)) < len(frame) - 1000:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        ws.write(frame[1000:])
         while (reply := await ws.recv_text()) == "2":
             pass
         assert reply == "431" + orjson.dumps([big]).decode()
-        assert len(protocol.get_buffer(-1)) > 300_000
+        # Read: back to the small buffer.
+        assert len(protocol.get_buffer(-1)) <= 512
 
 
 async def test_pongs_and_close_frames_outgrow_the_small_write_buffer(make_server):

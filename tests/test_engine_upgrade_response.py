@@ -1,6 +1,7 @@
-"""The WebSocket ``101``: fastsio makes its bytes once per hand-over (``engine/upgrade.py``)
-instead of picows building a response object per connection. The bytes must be picows's own,
-header for header, whatever the cookie and the hooks add."""
+"""The WebSocket ``101``: its head is made once per hand-over (``engine/upgrade.py``) and the
+core's protocol adds the accept value (``_core/websocket.pyx``). The bytes must be picows's own
+``create_101_response``, header for header, whatever the cookie and the hooks add; the accept
+value is RFC 6455's, for the keys a client may send (``ws``'s check) and no other."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import hashlib
 import pytest
 from picows import WSUpgradeResponse
 
-from fastsio.engine.upgrade import SwitchingProtocols, switching_protocols
+from fastsio._core.websocket import accept_key
+from fastsio.engine.upgrade import response_head
 from tests.clients.http import RawConnection
 from tests.clients.wire import TIMEOUT, eio_target, request
 
@@ -36,36 +38,46 @@ def picows_bytes(extra: list[tuple[str, str]] | None) -> bytes:
     return bytes(response.to_bytes())
 
 
+def ours(extra: list[tuple[str, str]] | None) -> bytes:
+    # what WebSocketProtocol.open writes before the first frame
+    return response_head(extra) + b"Sec-WebSocket-Accept: " + ACCEPT.encode() + b"\r\n\r\n"
+
+
 @pytest.mark.parametrize("extra", EXTRAS)
 def test_the_101_is_picows_own(extra):
-    response = switching_protocols(extra)
-    assert isinstance(response, SwitchingProtocols)
-    assert response.status == 101 and response.body is None
-    response.headers["Sec-WebSocket-Accept"] = ACCEPT
-    assert bytes(response.to_bytes()) == picows_bytes(extra)
+    assert ours(extra) == picows_bytes(extra)
 
 
-def test_a_hook_that_sets_the_accept_header_gets_it_replaced_in_place():
+def test_a_hook_that_sets_the_accept_header_gets_the_handshake_value_only():
     extra = [("X-A", "1"), ("sec-websocket-accept", "mine"), ("X-B", "2")]
-    response = switching_protocols(extra)
-    response.headers["Sec-WebSocket-Accept"] = ACCEPT
-    assert bytes(response.to_bytes()) == picows_bytes(extra)
-
-
-def test_the_first_frame_follows_the_head_once():
-    for extra in (None, [("X-A", "1")], [("Sec-WebSocket-Accept", "mine")]):
-        response = switching_protocols(extra, b"\x81\x01x")
-        response.headers["Sec-WebSocket-Accept"] = ACCEPT
-        assert bytes(response.to_bytes()) == picows_bytes(extra) + b"\x81\x01x"
-        # picows keeps the response for the connection's life: the frame is not kept
-        assert bytes(response.to_bytes()) == picows_bytes(extra)
+    assert ours(extra) == picows_bytes([("X-A", "1"), ("X-B", "2")])
+    assert b"mine" not in ours(extra)
 
 
 def test_headers_that_are_not_str_are_refused_as_picows_does():
     with pytest.raises(TypeError):
-        switching_protocols([("X-A", 1)])  # type: ignore[list-item]
+        response_head([("X-A", 1)])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         WSUpgradeResponse.create_101_response([("X-A", 1)])  # type: ignore[list-item]
+
+
+def test_the_accept_value_of_rfc_6455():
+    # RFC 6455, section 1.3's example
+    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == ACCEPT.encode()
+    for raw in (bytes(16), bytes(range(16)), b"\xff" * 16):
+        key = base64.b64encode(raw).decode()
+        expected = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        assert accept_key(key) == expected
+
+
+@pytest.mark.parametrize("key", [
+    "", "dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25jZQ===", "dGhlIHNhbXBsZSBub25jZ===",
+    base64.b64encode(bytes(15)).decode(), base64.b64encode(bytes(17)).decode(),
+    "dGhlIHNhbXBsZSBub25jZ-==", "dGhlIHNhbXBsZSBub25jZé==", "dGhlIHNhbXBsZSBub25jZQ=x",
+])
+def test_keys_that_are_not_16_bytes_of_base64_have_no_accept_value(key):
+    assert accept_key(key) is None
 
 
 async def test_the_101_on_the_wire(make_server):

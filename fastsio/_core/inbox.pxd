@@ -4,9 +4,6 @@
 # no namespace of the map takes. Without a sink, every message goes to ``_deliver`` (Python).
 from picows.picows cimport WSListener, WSTransport, WSFrame
 
-cpdef bint shrink_read_buffer(object protocol) except -1
-cpdef void open_protocol(object protocol, object transport, int fd, bint logged=*) except *
-
 cdef class Inbox(WSListener):
     cdef public object socket             # the Engine.IO session (engine.socket.EngineSocket)
     cdef public int direct_fd             # outbox.direct_fd of the connection (-2: not known)
@@ -19,7 +16,6 @@ cdef class Inbox(WSListener):
     cdef dict _nsps                       # sink: namespace name -> socket (``_on_packet``)
     cdef object _on_packet                # sink: a packet for a namespace not in _nsps
     cpdef void set_sink(self, object decoder, dict nsps, object on_packet) except *
-    cpdef void release_upgrade(self, WSTransport transport) except *
     cpdef void _deliver(self, bytes data, bint binary) except *
     cdef bint _sink_text(self, WSFrame frame) except -1
     cdef bint _sink_binary(self, WSFrame frame) except -1

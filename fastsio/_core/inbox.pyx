@@ -18,16 +18,9 @@ then either
 The core imports no asyncio and runs no user code: the engine's Python subclass
 (``engine.websocket.WebSocketTransport``) owns the outbound side and the lifecycle callbacks.
 """
-import gc
-
-cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.exc cimport PyErr_SetFromErrno
 from cpython.dict cimport PyDict_GetItem
-from cpython.object cimport Py_TYPE, PyObject
-from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.object cimport PyObject
 from picows.picows cimport (
-    MemoryBuffer,
     WSCloseCode,
     WSFrame,
     WSListener,
@@ -47,154 +40,6 @@ def use_sinks(bint on):
     """Whether the inboxes deliver through their sinks (default True)."""
     global _sinks_on
     _sinks_on = on
-
-
-# picows gives every connection a 1 KiB write buffer, for frames it builds itself (``send``).
-# An Engine.IO session's frames go through its outbox to the socket; picows builds only the
-# close frame and the pong to a client's ping (125 bytes of payload at most), and the buffer
-# grows when one is larger.
-cdef Py_ssize_t _WRITE_BUFFER_SIZE = 64
-
-
-# picows's WSProtocol reads into a buffer of at least 2 KiB per connection (its constructor's
-# floor), grown on demand and never shrunk. An idle Engine.IO session receives a pong every
-# ping interval: after the upgrade, a connection starts again from a buffer this large (in
-# picows's own proportions: 256 bytes past what it offers a read, for its SIMD parsers), and
-# picows grows it as before when a larger message comes.
-cdef Py_ssize_t _READ_BUFFER_CAPACITY = 768
-cdef Py_ssize_t _READ_BUFFER_SLACK = 256
-
-# Where a WSProtocol keeps its read buffer. picows declares that field in its .pyx only (not
-# in picows.pxd), so it is found once per process, on a live protocol: the one slot of the
-# object that holds the MemoryBuffer its garbage-collector traversal reports. -1: not found,
-# never shrink.
-cdef Py_ssize_t _read_buffer_offset = 0
-cdef object _protocol_type = None
-
-
-cdef Py_ssize_t _find_read_buffer(object protocol) except -2:
-    found = [r for r in gc.get_referents(protocol) if type(r) is MemoryBuffer]
-    if len(found) != 1:
-        return -1
-    cdef PyObject* target = <PyObject*>found[0]
-    cdef char* base = <char*><PyObject*>protocol
-    cdef Py_ssize_t end = Py_TYPE(protocol).tp_basicsize - <Py_ssize_t>sizeof(PyObject*)
-    cdef Py_ssize_t off = sizeof(PyObject)
-    cdef Py_ssize_t match = -1
-    while off <= end:
-        if (<PyObject**>(base + off))[0] == target:
-            if match != -1:
-                return -1
-            match = off
-        off += sizeof(PyObject*)
-    return match
-
-
-cpdef bint shrink_read_buffer(object protocol) except -1:
-    """Give a picows ``WSProtocol`` that holds no unread bytes a smaller read buffer (see
-    ``_READ_BUFFER_CAPACITY``); False when it was left as it was (data pending, a buffer already
-    that small, or a protocol whose buffer cannot be found)."""
-    global _read_buffer_offset, _protocol_type
-    if _read_buffer_offset < 0:
-        return False
-    if type(protocol) is not _protocol_type:
-        if _protocol_type is not None:
-            return False
-        _read_buffer_offset = _find_read_buffer(protocol)
-        if _read_buffer_offset < 0:
-            return False
-        _protocol_type = type(protocol)
-    cdef PyObject** slot = <PyObject**>(<char*><PyObject*>protocol + _read_buffer_offset)
-    if slot[0] == NULL or type(<object>slot[0]) is not MemoryBuffer:
-        return False
-    cdef MemoryBuffer old = <MemoryBuffer>slot[0]
-    if old.capacity <= _READ_BUFFER_CAPACITY:
-        return False
-    # What the protocol offers the next read starts at its buffer's start: nothing is pending.
-    cdef Py_buffer view
-    PyObject_GetBuffer(protocol.get_buffer(-1), &view, PyBUF_SIMPLE)
-    cdef bint empty = view.buf == <void*>old.data and view.len == old.size
-    PyBuffer_Release(&view)
-    if not empty:
-        return False
-    cdef MemoryBuffer small = MemoryBuffer(_READ_BUFFER_CAPACITY)
-    small.size = _READ_BUFFER_CAPACITY - _READ_BUFFER_SLACK
-    Py_INCREF(small)
-    slot[0] = <PyObject*>small
-    Py_DECREF(old)  # the slot's reference; ``old`` still holds its own until the return
-    return True
-
-
-cdef extern from "<sys/socket.h>" nogil:
-    ctypedef unsigned int socklen_t
-    int c_setsockopt "setsockopt" (int fd, int level, int name, const void* value,
-                                   socklen_t size)
-    int c_getsockopt "getsockopt" (int fd, int level, int name, void* value, socklen_t* size)
-
-
-@cython.final
-cdef class _PlainSocket:
-    """What a picows ``WSProtocol``'s ``connection_made`` is given in place of a plain TCP
-    transport (see :func:`open_protocol`): the transport's ``write`` and
-    ``get_write_buffer_size``, and, as its ``socket``, integer socket options set on the
-    descriptor itself. uvloop answers each of picows's six option calls through a new Python
-    ``socket`` object (about four system calls apiece), per connection. picows reads options
-    and addresses only for its log line of the connection: they are read when that is on."""
-    cdef object transport
-    cdef int fd
-    cdef bint logged
-    cdef public object write
-    cdef public object get_write_buffer_size
-
-    def get_extra_info(self, name, default=None):
-        if name == "socket":
-            return self
-        if name == "ssl_object":
-            return None
-        return self.transport.get_extra_info(name, default) if self.logged else default
-
-    def fileno(self):
-        return self.fd
-
-    def setsockopt(self, int level, int name, int value):
-        if c_setsockopt(self.fd, level, name, &value, sizeof(int)) != 0:
-            PyErr_SetFromErrno(OSError)
-
-    def getsockopt(self, int level, int name):
-        cdef int value = 0
-        cdef socklen_t size = sizeof(int)
-        if self.logged and c_getsockopt(self.fd, level, name, &value, &size) != 0:
-            PyErr_SetFromErrno(OSError)
-        return value
-
-
-cdef _PlainSocket _plain = _PlainSocket()
-
-
-cpdef void open_protocol(object protocol, object transport, int fd, bint logged=False) except *:
-    """``protocol.connection_made(transport)`` for a picows ``WSProtocol`` on a plain TCP
-    ``transport`` whose socket is ``fd`` (:func:`outbox.direct_fd`), with the same options set
-    on the socket, without uvloop's per-call socket objects. ``logged``: picows's log line of
-    the connection is on (it then gets the addresses and options it reports)."""
-    _plain.transport = transport
-    _plain.fd = fd
-    _plain.logged = logged
-    _plain.write = transport.write
-    _plain.get_write_buffer_size = transport.get_write_buffer_size
-    cdef WSTransport ws
-    try:
-        protocol.connection_made(_plain)
-        # picows took the bound methods and the descriptor; the connection keeps the transport.
-        ws = protocol.transport
-        ws.underlying_transport = transport
-    except BaseException:
-        # Never leave picows half-opened on the stand-in: it opens again on the transport
-        # itself (its connection_made only sets fields up, so a second call replaces them).
-        protocol.connection_made(transport)
-    finally:
-        _plain.transport = None
-        _plain.write = None
-        _plain.get_write_buffer_size = None
 
 
 cdef class Inbox(WSListener):
@@ -228,16 +73,6 @@ cdef class Inbox(WSListener):
         self._msgpack = isinstance(decoder, msgpack_packet.Decoder)
         self._nsps = nsps
         self._on_packet = on_packet
-
-    cpdef void release_upgrade(self, WSTransport transport) except *:
-        """Let go of what the connection no longer needs once the upgrade is complete (called
-        from ``on_ws_connected``): picows keeps the parsed upgrade request and its 101 response
-        for the connection's life, and nothing reads them after the handshake; its write
-        buffer shrinks to what a close frame or a pong needs."""
-        transport.request = None
-        transport.response = None
-        if transport._write_buffer.capacity > _WRITE_BUFFER_SIZE:
-            transport._write_buffer = MemoryBuffer(_WRITE_BUFFER_SIZE)
 
     cpdef void _deliver(self, bytes data, bint binary) except *:
         """One Engine.IO message to the session's Python path (``EngineSocket._on_packet``)."""

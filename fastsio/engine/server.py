@@ -86,10 +86,10 @@ class EngineServer:
     the connection is closed. ``http_keep_alive_timeout`` (default 5 s, Node's
     ``keepAliveTimeout``) closes a connection idle between requests. ``None`` disables either.
     A request read whole and waiting for its answer (a long-polling GET) is not timed.
-    ``websocket_handshake_timeout`` bounds the WebSocket handshake of an upgrade to the ASGI
-    application behind the front (``Server(other_asgi_app=)``); an Engine.IO upgrade's is
-    over when the front hands it to picows (its request read whole, under
-    ``http_request_timeout``).
+    ``websocket_handshake_timeout`` is accepted for compatibility and bounds nothing: every
+    WebSocket handshake (an Engine.IO upgrade, or one the ASGI application behind the front
+    accepts, ``Server(other_asgi_app=)``) is answered in the call that hands the connection
+    over, its request read whole under ``http_request_timeout``.
     """
 
     def __init__(
@@ -609,11 +609,9 @@ class EngineServer:
     ) -> None:
         headers: Headers = []
         self.responses.session_headers(req, headers, sid)
-        # No picows handshake timer: the HTTP front read the request whole (within
-        # http_request_timeout) and hand_over gives it to picows in one call, which answers
-        # (101, or 400 and a close) before it returns. The timer would be a loop timer made
-        # and cancelled in that same call, per handshake.
-        hand_over(conn, req, listener, self.max_http_buffer_size, None, headers, first_frame)
+        # The HTTP front read the request whole (within http_request_timeout): hand_over
+        # answers it (101, or 400 and a close) before it returns.
+        hand_over(conn, req, listener, self.max_http_buffer_size, headers, first_frame)
 
     def _handle_upgrade(self, req: Request, conn: HttpConnection) -> None:
         is_websocket = req.headers.get("upgrade", "").lower() == "websocket"

@@ -1,15 +1,17 @@
-"""WebSocket transport through picows, and the hand-over of an upgraded HTTP connection.
+"""WebSocket transport, and the hand-over of an upgraded HTTP connection.
 
-picows's ``WSProtocol`` constructor is not public API (``picows.api.ws_create_server`` builds it
-internally, and picows's stubs leave it out). This module is the only place that calls it;
-``pyproject.toml`` pins picows's version (the core's ``Inbox`` is compiled against its C layout
-too) so a changed signature cannot slip in unnoticed.
+The HTTP front reads and checks the upgrade request; :func:`hand_over` gives the connection to
+the core's ``WebSocketProtocol`` (``_core/websocket.pyx``), which writes the ``101`` and reads
+frames for a picows ``WSListener`` (this module's transports), sending through a picows
+``WSTransport``. ``pyproject.toml`` pins picows's version: the core is compiled against its C
+layout (``picows.pxd``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,17 +21,16 @@ from picows import (
     WSListener,
     WSMsgType,
     WSTransport,
-    WSUpgradeResponseWithListener,
 )
-from picows.picows import WSAutoPingStrategy, WSProtocol  # type: ignore[attr-defined]
 
+from fastsio._core import websocket as _ws
 from fastsio._core.eio_packet import ws_frame
 from fastsio._core.errors import EnginePacketError
-from fastsio._core.inbox import Inbox, open_protocol, shrink_read_buffer
+from fastsio._core.inbox import Inbox
 from fastsio._core.outbox import Flusher, Outbox, direct_fd
 from fastsio.engine import eio3
 from fastsio.engine.clientlog import PicowsLog, slow_clients
-from fastsio.engine.upgrade import switching_protocols
+from fastsio.engine.upgrade import response_head
 
 if TYPE_CHECKING:
     from fastsio.engine.http import Headers, HttpConnection, Request
@@ -37,21 +38,21 @@ if TYPE_CHECKING:
 # The flusher that writes each WebSocket's frames once per loop iteration lives in the core.
 __all__ = ["Flusher", "WebSocketTransport", "WebSocketTransport3", "hand_over"]
 
-# picows logs every accepted connection at INFO, and every malformed client frame at ERROR:
-# under our logger, through an adapter that puts what clients cause at DEBUG (clientlog). An
-# adapter rather than the Logger itself: given a Logger, picows makes a child Logger object for
-# every connection (about half a KiB each).
+# What a client's malformed frame logs (at ERROR in picows's words: clientlog puts it at DEBUG,
+# rate-limited), and, at DEBUG, each accepted connection.
 log = logging.getLogger("fastsio.engine")
 _picows_log = PicowsLog(logging.getLogger("fastsio.engine.ws"))
+_is_debug = _picows_log.logger.isEnabledFor
 
-# Engine.IO reads are small; picows grows the buffer on demand (see DESIGN.md, memory facts).
-# 2048 is picows's floor for the upgrade; the core shrinks it after (inbox.shrink_read_buffer).
-READ_BUFFER_SIZE = 2048
-# What picows checks of an upgrade request (it reads no other header, and parses each one it
-# gets in Python: fewer is cheaper).
-_UPGRADE_HEADERS = frozenset(("upgrade", "sec-websocket-key", "sec-websocket-version"))
-# Read once: a member read off an enum class runs Python code on 3.11 (see engine.upgrade).
-_PING_WHEN_IDLE = WSAutoPingStrategy.PING_WHEN_IDLE
+# The versions the official server's ``ws`` accepts.
+_VERSIONS = ("13", "8")
+
+
+class WebSocketProtocol(_ws.WebSocketProtocol, asyncio.BufferedProtocol):
+    """The core's protocol as a ``BufferedProtocol``: asyncio's own loop checks for the base
+    class (uvloop for ``get_buffer``)."""
+
+    __slots__ = ()
 
 
 def _drop(data: bytes) -> None:
@@ -59,8 +60,8 @@ def _drop(data: bytes) -> None:
 
 
 class _Released(asyncio.Protocol):
-    """What a transport is given between the HTTP front and picows. uvloop's transport keeps
-    the ``data_received`` of the last plain protocol it was given after a buffered one (picows)
+    """What a transport is given between the HTTP front and the WebSocket. uvloop's transport
+    keeps the ``data_received`` of the last plain protocol it was given after a buffered one
     replaces it: the front's ``HttpConnection`` (about 1 KiB with its timer and lists) would
     live as long as the WebSocket. A static method, so that every transport shares one."""
 
@@ -73,82 +74,41 @@ _RELEASED = _Released()
 def hand_over(
     conn: HttpConnection,
     req: Request,
-    listener: WebSocketTransport,
+    listener: WSListener,
     max_frame_size: int,
-    handshake_timeout: float | None,
     headers: Headers | None = None,
     first_frame: bytes = b"",
-) -> None:
-    """Give ``conn``'s transport to a picows ``WSProtocol`` that completes the upgrade of ``req``.
-
-    The request is rebuilt from its parsed parts with ``Connection: Upgrade``, because picows
-    compares that header to ``upgrade`` exactly and browsers send ``keep-alive, Upgrade``.
-    ``headers`` go into the ``101`` response (the cookie, the hooks' headers); ``first_frame``
-    is written with it (the open packet of a new session).
-    """
+) -> bool:
+    """Complete the upgrade of ``req`` on ``conn``'s transport for ``listener``: the ``101``
+    (with ``headers``: the cookie, the hooks'; and ``first_frame``, the open packet of a new
+    session, in the same write), then ``listener.on_ws_connected``, in this call. False: the
+    request's WebSocket key or version is not one a client may send, and it was answered with
+    a 400 (as the official server's ``ws`` answers it); the listener is never told."""
+    accept = _ws.accept_key(req.headers.get("sec-websocket-key", ""))
+    if accept is None:
+        conn.abort_upgrade("Missing or invalid Sec-WebSocket-Key header")
+        return False
+    if req.headers.get("sec-websocket-version") not in _VERSIONS:
+        conn.abort_upgrade("Missing or invalid Sec-WebSocket-Version header")
+        return False
+    head = response_head([(str(k), str(v)) for k, v in headers] if headers else None)
     transport, tail = conn.detach()
-    listener.max_message_size = max_frame_size
-    # The 101's bytes are made here, not by picows per connection (fastsio.engine.upgrade).
-    answer = WSUpgradeResponseWithListener(
-        switching_protocols(
-            [(str(k), str(v)) for k, v in headers] if headers else None, first_frame
-        ),
-        listener,
-    )
-
-    def factory(_request: Any) -> Any:
-        return answer
-
-    ws: Any = WSProtocol(
-        None,  # host:port (client side only)
-        None,  # path (client side only)
-        False,  # is_client_side
-        factory,
-        _picows_log,
-        True,  # disconnect_on_exception
-        handshake_timeout,
-        False,  # enable_auto_ping: Engine.IO has its own heartbeat
-        20.0,
-        20.0,
-        _PING_WHEN_IDLE,
-        True,  # enable_auto_pong
-        max_frame_size,
-        None,  # extra_headers
-        READ_BUFFER_SIZE,
-    )
-    # picows keeps the request it parses for the life of the connection: give it only what the
-    # upgrade needs (the full headers stay in ``req``).
-    lines = [f"GET {req.path} HTTP/1.1\r\n"]
-    for name, value in req.raw_headers:
-        if name in _UPGRADE_HEADERS:
-            lines.append(f"{name}: {value}\r\n")
-    lines.append("connection: Upgrade\r\n")
-    req.raw_headers = []  # only needed for this rebuild; ``req.headers`` keeps them all
-    lines.append("\r\n")
-    data = "".join(lines).encode("latin-1") + tail
-    # Everything that can fail is done before picows owns the transport: a ``WSProtocol`` that
-    # is the transport's protocol but never ran ``connection_made`` crashes the process when
-    # the connection is lost (picows reads its transport without a None check).
+    req.raw_headers = []  # ``req.headers`` keeps them all
     fd = -1 if conn.secure else direct_fd(transport)
+    listener.max_message_size = max_frame_size  # type: ignore[attr-defined]
     if isinstance(listener, Inbox):
         listener.direct_fd = fd  # (the other app's WebSockets have no outbox)
+    protocol = WebSocketProtocol(listener, max_frame_size, _picows_log, asyncio.get_running_loop())
+    if _is_debug(logging.DEBUG):
+        sock = transport.get_extra_info("socket")
+        _picows_log.logger.debug(
+            "New connection accepted: %s <- %s, nodelay=%d",
+            transport.get_extra_info("sockname"), transport.get_extra_info("peername"),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) if sock is not None else -1)
     transport.set_protocol(_RELEASED)
-    transport.set_protocol(ws)
-    if fd >= 0:
-        open_protocol(ws, transport, fd, _picows_log.logger.isEnabledFor(logging.DEBUG))
-    else:
-        ws.connection_made(transport)
-    while data and not transport.is_closing():
-        buf = ws.get_buffer(-1)
-        n = min(len(buf), len(data))
-        buf[:n] = data[:n]
-        del buf  # a view of picows's buffer, which buffer_updated may move
-        ws.buffer_updated(n)
-        data = data[n:]
-    if not transport.is_closing():
-        # Upgraded: the request was read from picows's 2 KiB buffer, the session's messages
-        # fit a smaller one (it grows again on demand).
-        shrink_read_buffer(ws)
+    transport.set_protocol(protocol)
+    protocol.open(transport, fd, head, accept, first_frame, tail)
+    return True
 
 
 class WebSocketTransport(Inbox):
@@ -191,7 +151,6 @@ class WebSocketTransport(Inbox):
 
     # -- picows callbacks ----------------------------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
-        self.release_upgrade(transport)
         self.ws = transport
         transport.underlying_transport.set_write_buffer_limits(high=self._flusher.high_water)
         self.writable = True
