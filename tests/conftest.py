@@ -117,6 +117,22 @@ async def make_server() -> AsyncIterator[ServerFactory]:
 
 
 @pytest.fixture
+def echo_server(make_server: ServerFactory) -> ServerFactory:
+    """``make_server`` whose ``echo`` event acks its one argument back."""
+
+    async def factory(**options: Any) -> tuple[fastsio.Server, str]:
+        io, url = await make_server(**options)
+
+        @io.on("echo")
+        def echo(socket: Any, value: Any) -> Any:
+            return value
+
+        return io, url
+
+    return factory
+
+
+@pytest.fixture
 async def clients(make_server: ServerFactory) -> AsyncIterator[Clients]:
     """The test's clients (``tests/clients/sio.py``: raw Socket.IO, recording python-socketio,
     bare ``AsyncClient``s), closed after the test, before the server (``make_server`` is torn

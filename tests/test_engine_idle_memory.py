@@ -1,6 +1,6 @@
 """What an idle WebSocket session keeps once its upgrade is complete: not the HTTP front's
-connection object, not picows's parsed upgrade request and 101 response, and no buffer of a
-kilobyte or more (picows starts every connection with a 2 KiB read buffer and a 1 KiB write
+connection object, no parsed upgrade request or 101 response, and no buffer of a kilobyte or
+more (picows's own protocol starts every connection with a 2 KiB read buffer and a 1 KiB write
 buffer). The buffers still grow when a larger message comes, both ways; the handshake's
 headers stay available to the application."""
 
@@ -64,13 +64,8 @@ async def test_the_http_front_is_gone_after_the_upgrade(make_server):
         assert fronts == []
 
 
-async def test_the_read_buffer_is_small_after_the_upgrade_and_grows_on_demand(make_server):
-    io, url = await make_server()
-
-    @io.on("echo")
-    def echo(socket: Any, value: Any) -> Any:
-        return value
-
+async def test_the_read_buffer_is_small_after_the_upgrade_and_grows_on_demand(echo_server):
+    io, url = await echo_server()
     async with _joined(url, 1) as (ws,):
         (t,) = _transports(io)
         assert t.ws is not None

@@ -1,7 +1,7 @@
-"""The socket of a WebSocket session after the hand-over from the HTTP front to picows: picows
-is given a stand-in for uvloop's transport while it opens the connection (so that its socket
-options cost no Python socket objects), and must be left holding the real transport, with the
-options set on the real socket and its log line of the connection as picows writes it."""
+"""The socket of a WebSocket session after the hand-over from the HTTP front to the core's
+protocol: the picows ``WSTransport`` it sends through holds the loop's own transport, the
+socket has TCP_NODELAY (set by the loop: the protocol sets no option itself) and frames may be
+written on its descriptor; at DEBUG, one log line names the connection."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _transports(io: Any) -> list[WebSocketTransport]:
     return found
 
 
-async def test_picows_holds_the_real_transport_and_the_socket_has_its_options(make_server):
+async def test_the_transport_is_the_loops_own_and_the_socket_has_its_options(make_server):
     io, url = await make_server()
     ws = await RawWebSocket.open(url)
     try:
@@ -29,7 +29,7 @@ async def test_picows_holds_the_real_transport_and_the_socket_has_its_options(ma
         (t,) = _transports(io)
         assert t.ws is not None
         underlying = t.ws.underlying_transport
-        # the loop's own transport (uvloop's or asyncio's), not the stand-in
+        # the loop's own transport (uvloop's or asyncio's)
         assert type(underlying).__qualname__ in ("TCPTransport", "_SelectorSocketTransport")
         assert underlying.get_extra_info("peername") is not None
         sock = underlying.get_extra_info("socket")
@@ -42,7 +42,8 @@ async def test_picows_holds_the_real_transport_and_the_socket_has_its_options(ma
         await ws.close()
 
 
-async def test_picows_log_line_names_the_addresses(make_server, caplog: pytest.LogCaptureFixture):
+async def test_the_connection_log_line_names_the_addresses(
+        make_server, caplog: pytest.LogCaptureFixture):
     io, url = await make_server()
     with caplog.at_level(logging.DEBUG, logger="fastsio.engine.ws"):
         ws = await RawWebSocket.open(url)

@@ -17,16 +17,6 @@ from tests.clients.wire import OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, eio_target
 from tests.clients.ws import RawWebSocket
 
 
-async def _echo_server(make_server: Any, **options: Any) -> tuple[Any, str]:
-    io, url = await make_server(**options)
-
-    @io.on("echo")
-    def echo(socket: Any, value: Any) -> Any:
-        return value
-
-    return io, url
-
-
 async def _joined(url: str) -> RawWebSocket:
     ws = await RawWebSocket.open(url)
     assert (await ws.upgrade(eio_target("websocket"))).status == 101
@@ -54,8 +44,8 @@ class _Calls:
         sys.setprofile(None)
 
 
-async def test_an_event_skips_the_engine_python_path(make_server):
-    _, url = await _echo_server(make_server)
+async def test_an_event_skips_the_engine_python_path(echo_server):
+    _, url = await echo_server()
     async with await _joined(url) as ws:
         with _Calls() as calls:
             ws.send_text('421["echo","a"]')
@@ -65,8 +55,8 @@ async def test_an_event_skips_the_engine_python_path(make_server):
             assert name not in calls.names
 
 
-async def test_fragmented_event_takes_the_engine_path_and_gets_its_ack(make_server):
-    _, url = await _echo_server(make_server)
+async def test_fragmented_event_takes_the_engine_path_and_gets_its_ack(echo_server):
+    _, url = await echo_server()
     async with await _joined(url) as ws:
         with _Calls() as calls:
             ws.write(ws_frame(OP_TEXT, b'421["ec', fin=False)
@@ -78,8 +68,8 @@ async def test_fragmented_event_takes_the_engine_path_and_gets_its_ack(make_serv
         assert orjson.loads((await ws.recv_text())[3:]) == [{"k": 1}]
 
 
-async def test_binary_event_attachments_arrive(make_server):
-    _, url = await _echo_server(make_server)
+async def test_binary_event_attachments_arrive(echo_server):
+    _, url = await echo_server()
     async with await _joined(url) as ws:
         ws.send_text('451-1["echo",{"_placeholder":true,"num":0}]')
         ws.send_frame(OP_BINARY, b"\x00\x01\xff")
@@ -98,8 +88,8 @@ async def test_binary_event_attachments_arrive(make_server):
     ],
     ids=["truncated-json", "object-payload", "namespace-not-joined", "bad-type"],
 )
-async def test_bad_packet_closes_only_its_connection(make_server, packet, reason):
-    io, url = await _echo_server(make_server)
+async def test_bad_packet_closes_only_its_connection(echo_server, packet, reason):
+    io, url = await echo_server()
     reasons: list[str] = []
 
     @io.on("disconnect")
@@ -124,8 +114,8 @@ async def test_bad_packet_closes_only_its_connection(make_server, packet, reason
     ],
     ids=["rsv1", "continuation-first", "new-message-mid-message", "fragments-over-the-bound"],
 )
-async def test_bad_frames_on_a_socketio_session(make_server, frames, code):
-    _, url = await _echo_server(make_server, max_http_buffer_size=256)
+async def test_bad_frames_on_a_socketio_session(echo_server, frames, code):
+    _, url = await echo_server(max_http_buffer_size=256)
     async with await _joined(url) as other, await _joined(url) as ws:
         ws.write(frames)
         last = (await ws.recv_until_close())[-1]
@@ -134,8 +124,8 @@ async def test_bad_frames_on_a_socketio_session(make_server, frames, code):
         assert await other.recv_text() == "431[2]"
 
 
-async def test_close_frame_is_answered(make_server):
-    _, url = await _echo_server(make_server)
+async def test_close_frame_is_answered(echo_server):
+    _, url = await echo_server()
     async with await _joined(url) as ws:
         close = ws_frame(OP_CLOSE, (1000).to_bytes(2, "big"))
         ws.write(close + ws_frame(OP_TEXT, b'421["echo",1]'))  # nothing after the close
@@ -144,10 +134,10 @@ async def test_close_frame_is_answered(make_server):
         assert all(op != OP_TEXT for op, _ in frames)
 
 
-async def test_msgpack_event_over_the_sink(make_server):
+async def test_msgpack_event_over_the_sink(echo_server):
     import msgpack
 
-    _, url = await _echo_server(make_server, parser="msgpack")
+    _, url = await echo_server(parser="msgpack")
     async with await RawWebSocket.open(url) as ws:
         assert (await ws.upgrade(eio_target("websocket"))).status == 101
         assert (await ws.recv_text()).startswith("0{")
@@ -163,10 +153,10 @@ async def test_msgpack_event_over_the_sink(make_server):
         assert "Client._on_message" not in calls.names
 
 
-async def test_a_trace_turned_on_later_sees_the_packets(make_server, caplog):
+async def test_a_trace_turned_on_later_sees_the_packets(echo_server, caplog):
     from fastsio import trace
 
-    _, url = await _echo_server(make_server)
+    _, url = await echo_server()
     async with await _joined(url) as ws:
         ws.send_text('421["echo","quiet"]')
         assert await ws.recv_text() == '431["quiet"]'

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-from typing import Any
 
 import orjson
 import pytest
@@ -42,16 +41,6 @@ def close(code: int, reason: bytes = b"") -> bytes:
     return ws_frame(OP_CLOSE, code.to_bytes(2, "big") + reason)
 
 
-async def _server(make_server: Any, **kw: Any) -> tuple[Any, str]:
-    io, url = await make_server(**kw)
-
-    @io.on("echo")
-    def echo(socket: Any, value: Any) -> Any:
-        return value
-
-    return io, url
-
-
 async def _closed_with(ws: RawWebSocket) -> int:
     frames = await ws.recv_until_close()
     op, payload = frames[-1]
@@ -81,8 +70,8 @@ BAD = [
 
 @pytest.mark.parametrize(("frame", "code"), BAD)
 async def test_a_bad_frame_gets_its_close_code_and_only_its_connection_closes(
-        make_server, frame, code):
-    io, url = await _server(make_server)
+        echo_server, frame, code):
+    io, url = await echo_server()
     async with await RawWebSocket.open(url) as other, await RawWebSocket.open(url) as ws:
         await other.join()
         await ws.join()
@@ -98,16 +87,16 @@ async def test_a_bad_frame_gets_its_close_code_and_only_its_connection_closes(
 
 
 @pytest.mark.parametrize("code", [1000, 1001, 1003, 1007, 1011, 1014, 3000, 4999])
-async def test_a_close_with_a_valid_code_is_answered(make_server, code):
-    _io, url = await _server(make_server)
+async def test_a_close_with_a_valid_code_is_answered(echo_server, code):
+    _io, url = await echo_server()
     async with await RawWebSocket.open(url) as ws:
         await ws.join()
         ws.write(close(code, "bye é".encode()))
         assert await _closed_with(ws) == 1000
 
 
-async def test_a_data_frame_over_the_bound_is_refused_before_its_payload(make_server):
-    _io, url = await _server(make_server, max_http_buffer_size=1000)
+async def test_a_data_frame_over_the_bound_is_refused_before_its_payload(echo_server):
+    _io, url = await echo_server(max_http_buffer_size=1000)
     async with await RawWebSocket.open(url) as ws:
         await ws.join()
         # Only the header of a 1 MB frame: refused on the announced length.
@@ -115,8 +104,8 @@ async def test_a_data_frame_over_the_bound_is_refused_before_its_payload(make_se
         assert await _closed_with(ws) == 1009
 
 
-async def test_frames_split_byte_by_byte_and_batched_arrive_whole_in_order(make_server):
-    _io, url = await _server(make_server)
+async def test_frames_split_byte_by_byte_and_batched_arrive_whole_in_order(echo_server):
+    _io, url = await echo_server()
     async with await RawWebSocket.open(url) as ws:
         await ws.join()
         sizes = [0, 1, 125, 126, 65535, 65536, 200_000]
@@ -143,8 +132,8 @@ async def test_frames_split_byte_by_byte_and_batched_arrive_whole_in_order(make_
         assert got == [f"43{i}" + orjson.dumps(["y" * n]).decode() for i, n in enumerate(sizes)]
 
 
-async def test_a_ping_is_answered_with_its_payload_between_data_frames(make_server):
-    _io, url = await _server(make_server)
+async def test_a_ping_is_answered_with_its_payload_between_data_frames(echo_server):
+    _io, url = await echo_server()
     async with await RawWebSocket.open(url) as ws:
         await ws.join()
         ws.write(ws_frame(OP_TEXT, b'421["echo",1]') + ws_frame(OP_PING, b"abc")
@@ -159,9 +148,9 @@ async def test_a_ping_is_answered_with_its_payload_between_data_frames(make_serv
         assert [f for f in seen if f[0] != OP_TEXT] == [(OP_PONG, b"abc")]
 
 
-async def test_frames_in_the_same_write_as_the_upgrade_request(make_server):
+async def test_frames_in_the_same_write_as_the_upgrade_request(echo_server):
     """What a client sends right behind its request (before the 101 came) is read."""
-    _io, url = await _server(make_server)
+    _io, url = await echo_server()
     async with await RawWebSocket.open(url) as ws:
         ws.write(ws_upgrade_request(eio_target("websocket"))
                  + ws_frame(OP_TEXT, b"40") + ws_frame(OP_TEXT, b'421["echo","early"]'))
@@ -174,8 +163,8 @@ async def test_frames_in_the_same_write_as_the_upgrade_request(make_server):
         assert replies[2] == '431["early"]'
 
 
-async def test_binary_frames_reach_the_engine(make_server):
-    _io, url = await _server(make_server)
+async def test_binary_frames_reach_the_engine(echo_server):
+    _io, url = await echo_server()
     async with await RawWebSocket.open(url) as ws:
         await ws.join()
         ws.write(ws_frame(OP_TEXT, b'451-7["echo",{"_placeholder":true,"num":0}]')
@@ -199,8 +188,8 @@ def _upgrade(key: str | None, version: str | None) -> bytes:
     ("dGhlIHNhbXBsZQ==", "13", b"Missing or invalid Sec-WebSocket-Key header"),
     ("not a key at all!", "13", b"Missing or invalid Sec-WebSocket-Key header"),
 ])
-async def test_an_upgrade_ws_refuses_gets_400_and_no_session(make_server, key, version, message):
-    io, url = await _server(make_server)
+async def test_an_upgrade_ws_refuses_gets_400_and_no_session(echo_server, key, version, message):
+    io, url = await echo_server()
     async with await RawConnection.open(url) as conn:
         conn.write(_upgrade(key, version))
         r = await conn.read_response()
@@ -210,8 +199,8 @@ async def test_an_upgrade_ws_refuses_gets_400_and_no_session(make_server, key, v
     assert io.engine.clients == {}
 
 
-async def test_version_8_is_accepted_as_ws_accepts_it(make_server):
-    _io, url = await _server(make_server)
+async def test_version_8_is_accepted_as_ws_accepts_it(echo_server):
+    _io, url = await echo_server()
     async with await RawConnection.open(url) as conn:
         conn.write(_upgrade("dGhlIHNhbXBsZSBub25jZQ==", "8"))
         head = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), TIMEOUT)

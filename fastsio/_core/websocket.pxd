@@ -1,7 +1,6 @@
 # The server side of one WebSocket connection from its 101 on: the read buffer and frame parser
 # (RFC 6455, section 5), in front of a picows listener and a picows WSTransport (whose sending
 # side is used as it is). The HTTP front has parsed and checked the upgrade request already.
-from libc.stdint cimport uint64_t
 from picows.picows cimport WSListener, WSTransport
 
 cpdef bytes accept_key(str key)
@@ -20,7 +19,6 @@ cdef class WebSocketProtocol:
     cdef int _grow(self, Py_ssize_t need) except -1
     cdef int _parse(self) except -1
     cdef int _fail(self, int code, str reason) except -1
-    cdef int _too_big(self, uint64_t size) except -1
     cdef int _close_soon(self, int code, object reason) except -1
     cdef int _frame(self, int opcode, bint fin, int rsv, char* payload, Py_ssize_t size,
                     Py_ssize_t tail) except -1

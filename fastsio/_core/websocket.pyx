@@ -292,15 +292,16 @@ cdef class WebSocketProtocol:
                 if size64 >> 63 or size64 < 65536:
                     return self._fail(WSCloseCode.PROTOCOL_ERROR,
                                       "Received frame with invalid 64-bit payload length")
-                if opcode < 8 and size64 > <uint64_t>self._max_frame_size:
-                    return self._too_big(size64)
-                size = <Py_ssize_t>size64
+                size = <Py_ssize_t>size64  # under 2**63: the bound below is checked on it
                 head = 14
             else:
                 size = flag
                 head = 6
             if opcode < 8 and size > self._max_frame_size:
-                return self._too_big(size)
+                return self._fail(
+                    WSCloseCode.MESSAGE_TOO_BIG,
+                    f"Received frame with payload size exceeding max allowed size, "
+                    f"{size} > {self._max_frame_size}")
             if avail < head + size:
                 need = head + size
                 break
@@ -323,12 +324,6 @@ cdef class WebSocketProtocol:
             self._cap = 0
             self._grow(_INITIAL)
         return 0
-
-    cdef int _too_big(self, uint64_t size) except -1:
-        return self._fail(
-            WSCloseCode.MESSAGE_TOO_BIG,
-            f"Received frame with payload size exceeding max allowed size, "
-            f"{size} > {self._max_frame_size}")
 
     cdef int _fail(self, int code, str reason) except -1:
         # What picows does on a client's malformed frame: one log line (engine.clientlog puts

@@ -52,16 +52,15 @@ _PICOWS_CLIENT_ERRORS = (
 
 
 class PicowsLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The logger picows gets (an adapter: given a ``Logger``, picows makes a child logger per
-    connection). picows announces every connection, its end and its handshake timeout at INFO,
-    and every malformed client frame at ERROR: those go to DEBUG (the frames also to a
-    rate-limited INFO). What picows reports about our own code (a listener that raised) and its
-    own failures stays at ERROR, rate-limited, since client input may set them off too."""
+    """The logger of the WebSocket connections (the core's ``WebSocketProtocol`` and the picows
+    ``WSTransport`` it sends through), in picows's words. A malformed client frame is logged at
+    ERROR: it goes to DEBUG (and to a rate-limited INFO); picows's INFO lines go to DEBUG. What
+    is reported about our own code (a listener that raised) stays at ERROR, rate-limited, since
+    client input may set it off too."""
 
     def __init__(self, logger: logging.Logger) -> None:
         super().__init__(logger, {})
-        # picows asks once per connection: the logger's own method, not the adapter's frame
-        # around it.
+        # The logger's own method, not the adapter's frame around it.
         self.isEnabledFor = logger.isEnabledFor  # type: ignore[method-assign]
         self.client_errors = ClientErrors(logger)
         self.failures = ClientErrors(logger, level=logging.ERROR)
@@ -70,7 +69,7 @@ class PicowsLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
     def info(self, msg: Any, *args: Any, **kwargs: Any) -> None:
-        # picows calls this twice per connection: straight to the one check that matters.
+        # straight to the one check that matters
         if self.logger.isEnabledFor(logging.DEBUG):
             self.logger.log(logging.DEBUG, msg, *args, **kwargs)
 
