@@ -9,6 +9,7 @@ core raise anything but the documented ProtocolError subclasses.
 import subprocess
 import sys
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -284,6 +285,28 @@ def test_argument_count_is_bounded(impl):
     raises_exactly(InvalidPayload, impl.decode, b'2["x"' + b",1" * 50_000 + b"]")
     # Commas inside strings and nested values are not arguments.
     assert impl.decode(b'2["x","' + b"," * 1000 + b'",[' + b"1," * 999 + b"1]]").data[0] == "x"
+
+
+@pytest.mark.parametrize("backslashes", range(6))
+def test_a_quote_after_backslashes_ends_a_string_when_they_pair_up(impl, backslashes):
+    # Inside the string: brackets and commas that are not structure; then a quote after
+    # `backslashes` backslashes, which ends the string only when they pair up.
+    inner = b"[[{,," + b"\\" * backslashes + b'"'
+    if backslashes % 2:  # escaped: the string goes on, and must be closed again
+        inner += b'[,]"'
+    data = b'2["x","' + inner + b"," + b"[" * 63 + b"]" * 63 + b"]"
+    assert impl.decode(data).data[1] == orjson.loads(b'"' + inner)
+    # One level more is refused: the string's brackets were not counted, the real ones were.
+    deeper = b'2["x","' + inner + b"," + b"[" * 64 + b"]" * 64 + b"]"
+    raises_exactly(InvalidPayload, impl.decode, deeper)
+    many = b'2["x","' + inner + b",1" * 254 + b"]"
+    assert len(impl.decode(many).data) == 256
+    raises_exactly(InvalidPayload, impl.decode, b'2["x","' + inner + b",1" * 255 + b"]")
+
+
+def test_an_unterminated_string_is_invalid_json(impl):
+    raises_exactly(InvalidPayload, impl.decode, b'2["x","abc')
+    raises_exactly(InvalidPayload, impl.decode, b'2["x","abc\\"]')
 
 
 def test_attachment_bytes_are_bounded(impl):
