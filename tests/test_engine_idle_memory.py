@@ -64,28 +64,39 @@ async def test_the_http_front_is_gone_after_the_upgrade(make_server):
         assert fronts == []
 
 
-async def test_the_read_buffer_is_small_after_the_upgrade_and_grows_on_demand(echo_server):
+async def test_an_idle_session_holds_no_read_buffer_and_a_split_frame_gets_one(echo_server):
     io, url = await echo_server()
-    async with _joined(url, 1) as (ws,):
-        (t,) = _transports(io)
-        assert t.ws is not None
-        protocol = t.ws.underlying_transport.get_protocol()
-        offered = len(protocol.get_buffer(-1))
-        assert offered <= 512  # picows's own floor offers 1792 bytes
+    async with _joined(url, 2) as (ws, other):
+        transports = _transports(io)
+        protocols = [t.ws.underlying_transport.get_protocol() for t in transports if t.ws]
+        assert len(protocols) == 2
+        # Between frames a connection holds no buffer of its own (picows: 1792 bytes or
+        # more each): every connection reads into the one shared buffer.
+        assert [p.own_buffer_size for p in protocols] == [0, 0]
+        assert protocols[0].get_buffer(-1) is protocols[1].get_buffer(-1)
         big = "x" * 300_000
         frame = ws_frame(OP_TEXT, ("421" + orjson.dumps(["echo", big]).decode()).encode())
-        # Half a frame: the buffer has grown to hold the whole of it.
+        # Half a frame: what was read of it moved to a buffer of its own, the size of the
+        # whole frame; the other connection still has none.
         ws.write(frame[:1000])
         deadline = asyncio.get_running_loop().time() + TIMEOUT
-        while len(protocol.get_buffer(-1)) < len(frame) - 1000:
+        while not any(p.own_buffer_size for p in protocols):
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.01)
+        (protocol,) = [p for p in protocols if p.own_buffer_size]
+        assert protocol.own_buffer_size >= len(frame)
+        assert len(protocol.get_buffer(-1)) >= len(frame) - 1000
         ws.write(frame[1000:])
         while (reply := await ws.recv_text()) == "2":
             pass
         assert reply == "431" + orjson.dumps([big]).decode()
-        # Read: back to the small buffer.
-        assert len(protocol.get_buffer(-1)) <= 512
+        # Read: the buffer is gone again.
+        assert [p.own_buffer_size for p in protocols] == [0, 0]
+        # The other connection's frames, read into the shared buffer meanwhile, arrived whole.
+        other.write(ws_frame(OP_TEXT, b'422["echo","still here"]'))
+        while (reply := await other.recv_text()) == "2":
+            pass
+        assert reply == '432["still here"]'
 
 
 async def test_pongs_and_close_frames_outgrow_the_small_write_buffer(make_server):

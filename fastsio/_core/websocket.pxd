@@ -11,13 +11,16 @@ cdef class WebSocketProtocol:
     cdef object _loop
     cdef object _logger                   # engine.clientlog.PicowsLog
     cdef Py_ssize_t _max_frame_size       # a data frame's payload over it: close 1009
-    cdef char* _buf                       # what was read and not yet parsed, from its start
+    cdef char* _buf                       # what a read left of a frame, from its start
     cdef Py_ssize_t _cap
     cdef Py_ssize_t _len
+    cdef Py_ssize_t _need                 # the next frame's size, once its header was read
+    cdef bint _in_shared                  # get_buffer gave the shared buffer
     cdef bint _open                       # the 101 went out and the listener was told
     cdef bint _failed                     # a protocol error closed it: the rest is not read
     cdef int _grow(self, Py_ssize_t need) except -1
     cdef int _parse(self) except -1
+    cdef Py_ssize_t _frames(self, char* buf, Py_ssize_t length) except -1
     cdef int _fail(self, int code, str reason) except -1
     cdef int _close_soon(self, int code, object reason) except -1
     cdef int _frame(self, int opcode, bint fin, int rsv, char* payload, Py_ssize_t size,

@@ -25,6 +25,7 @@ from binascii import b2a_base64
 from hashlib import sha1
 
 from cpython.buffer cimport PyBUF_WRITE
+from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.memoryview cimport PyMemoryView_FromMemory
@@ -48,9 +49,18 @@ from picows import WSProtocolError
 cdef bytes _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 cdef bytes _ACCEPT = b"Sec-WebSocket-Accept: "
 
-# Reads of an idle Engine.IO session are a pong per ping interval: a connection starts with this
-# much (picows: 2 KiB), grows to what a frame needs and comes back to it once that was read.
+# A connection's own buffer holds only what a read left of a frame (most reads end on a frame's
+# end and leave nothing): at least this much, or what the frame needs; freed once it was read.
 cdef Py_ssize_t _INITIAL = 512
+# Every other read goes to one buffer shared by all connections. Its frames are all handled
+# before buffer_updated returns, and the loop reads one connection at a time, so nothing else
+# can be read into it meanwhile; what is left of a frame is copied to the connection's own
+# buffer. So a burst of frames is read in one system call, and an idle connection holds no
+# read buffer at all.
+cdef Py_ssize_t _SHARED_SIZE = 64 * 1024
+cdef bytearray _shared = bytearray(_SHARED_SIZE)
+cdef object _shared_view = memoryview(_shared)
+cdef char* _shared_buf = PyByteArray_AS_STRING(_shared)
 # What a read is offered at least.
 cdef Py_ssize_t _MIN_READ = 256
 # picows sends CLOSE first and closes the socket this much later (some asyncio versions do not
@@ -118,6 +128,8 @@ cdef class WebSocketProtocol:
         self._buf = NULL
         self._cap = 0
         self._len = 0
+        self._need = 0
+        self._in_shared = False
         self._open = False
         self._failed = False
 
@@ -191,16 +203,36 @@ cdef class WebSocketProtocol:
 
     # -- the loop's transport ------------------------------------------------------------------
     def get_buffer(self, Py_ssize_t size_hint):
+        if self._len == 0:
+            self._in_shared = True
+            return _shared_view
+        self._in_shared = False
         if self._cap - self._len < _MIN_READ:
             self._grow(self._len + _MIN_READ)
         return PyMemoryView_FromMemory(self._buf + self._len, self._cap - self._len, PyBUF_WRITE)
 
     def buffer_updated(self, Py_ssize_t nbytes):
-        self._len += nbytes
+        cdef Py_ssize_t at, rest
         if self._failed:
             self._len = 0  # closing after a protocol error: nothing more is read
             return
-        self._parse()
+        if not self._in_shared:
+            self._len += nbytes
+            self._parse()
+            return
+        self._in_shared = False
+        at = self._frames(_shared_buf, nbytes)
+        rest = nbytes - at
+        if rest and not self._failed:
+            self._grow(rest if rest > self._need else self._need)
+            memcpy(self._buf, _shared_buf + at, rest)
+            self._len = rest
+
+    @property
+    def own_buffer_size(self):
+        """The bytes this connection's own read buffer holds room for (0: it has none, its
+        reads go to the shared buffer)."""
+        return self._cap
 
     def eof_received(self):
         return False  # the transport closes itself
@@ -248,14 +280,34 @@ cdef class WebSocketProtocol:
         return 0
 
     cdef int _parse(self) except -1:
-        cdef uint8_t* b = <uint8_t*>self._buf
+        # The frames in the connection's own buffer.
+        cdef Py_ssize_t at = self._frames(self._buf, self._len)
+        if self._failed:
+            self._len = 0
+            return 0
+        if at:
+            memmove(self._buf, self._buf + at, self._len - at)
+            self._len -= at
+        if self._need:
+            self._grow(self._need)
+        elif self._len == 0:
+            # Nothing left of a frame: the next read goes to the shared buffer.
+            PyMem_Free(self._buf)
+            self._buf = NULL
+            self._cap = 0
+        return 0
+
+    cdef Py_ssize_t _frames(self, char* buf, Py_ssize_t length) except -1:
+        # Hands the whole frames at the start of buf to _frame; returns the bytes they took.
+        # _need: the size of the frame that follows them when its header is there, else 0.
+        cdef uint8_t* b = <uint8_t*>buf
         cdef Py_ssize_t at = 0, avail, head, size, need = 0
         cdef uint8_t b0, b1, flag
         cdef int opcode
         cdef uint64_t size64
         cdef int i
         while not self._failed:
-            avail = self._len - at
+            avail = length - at
             if avail < 2:
                 break
             b0 = b[at]
@@ -306,24 +358,11 @@ cdef class WebSocketProtocol:
                 need = head + size
                 break
             _unmask(b + at + head, size, b + at + head - 4)
-            self._frame(opcode, b0 >> 7, (b0 >> 4) & 7, self._buf + at + head, size,
+            self._frame(opcode, b0 >> 7, (b0 >> 4) & 7, buf + at + head, size,
                         avail - head - size)
             at += head + size
-        if self._failed:
-            self._len = 0
-            return 0
-        if at:
-            memmove(self._buf, self._buf + at, self._len - at)
-            self._len -= at
-        if need:
-            self._grow(need)
-        elif self._len == 0 and self._cap > _INITIAL:
-            # A large message was read: back to a small buffer (an idle session keeps little).
-            PyMem_Free(self._buf)
-            self._buf = NULL
-            self._cap = 0
-            self._grow(_INITIAL)
-        return 0
+        self._need = need
+        return at
 
     cdef int _fail(self, int code, str reason) except -1:
         # What picows does on a client's malformed frame: one log line (engine.clientlog puts
