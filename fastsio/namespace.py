@@ -31,6 +31,13 @@ _EVENT_ALIASES = {"connect": "connection"}
 # an event named "connection" or "error", which reaches the socket's listeners only, as with the
 # official server (whose namespace and socket are separate emitters).
 _NSP_EVENTS = frozenset(("connection", "disconnecting", "disconnect", "error"))
+# What sync handlers return: no need to ask inspect.isawaitable (an ABC check, a few
+# microseconds) whether such a value is awaitable (Server._call, Namespace._deliver_event).
+_NEVER_AWAITABLE = frozenset(
+    (type(None), bool, int, float, str, bytes, tuple, list, dict)
+)
+# Server._settle: the handler's value is not there (a task awaits it, or it failed).
+_PENDING: Any = object()
 
 
 class HandlerTable(dict[str, list[Handler]]):
@@ -183,6 +190,13 @@ class Namespace(_Emitting):
         if op is None or op._adapter is not self.adapter:
             op = self._everyone = BroadcastOperator(self.adapter)
         return op
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every socket of the namespace."""
+        op = self._everyone  # (_operator, inlined: every nsp.emit's path)
+        if op is None or op._adapter is not self.adapter:
+            op = self._operator()
+        op.emit(event, *args)
 
     def _next_ack_id(self) -> int:
         self._ack_id += 1
@@ -450,8 +464,28 @@ class Namespace(_Emitting):
         else:
             handlers = table.get(event)
         server = self.server
-        on_result = None if ack_id is None else partial(sock._reply, ack_id, event)
         own = sock._handlers
+        if own is None and handlers and len(handlers) == 1:
+            # Server._call, inlined for the one handler of most events; the ack's partial is
+            # made only for a handler that does not return at once.
+            fn = handlers[0]
+            try:
+                result = fn(first, *data[1:])
+            except Exception:
+                server._handler_failed(fn)
+                return
+            if type(result) not in _NEVER_AWAITABLE:
+                result = server._settle(
+                    fn, result, None if ack_id is None else partial(sock._reply, ack_id, event))
+                if result is _PENDING:
+                    return
+            if ack_id is not None:
+                try:
+                    sock._reply(ack_id, event, result)
+                except TypeError:
+                    server._handler_failed(fn)
+            return
+        on_result = None if ack_id is None else partial(sock._reply, ack_id, event)
         if handlers:
             if len(handlers) == 1:
                 server._call(handlers[0], (first, *data[1:]), on_result)

@@ -26,7 +26,7 @@ from fastsio.encoding import Encoder, JsonDefault
 from fastsio.engine.http import Headers, Request
 from fastsio.engine.server import AllowRequest, CorsOrigins, EngineServer
 from fastsio.engine.socket import EngineSocket
-from fastsio.namespace import H, Namespace, ParentNamespace, _Emitting
+from fastsio.namespace import _NEVER_AWAITABLE, _PENDING, H, Namespace, ParentNamespace, _Emitting
 from fastsio.static import FileServer, find_client_dist
 from fastsio.stats import Stats
 
@@ -68,11 +68,6 @@ class _Resumed:
 
 # Looked up once per handler call (Server._call).
 _Coroutine = types.CoroutineType
-# What sync handlers return: no need to ask inspect.isawaitable (an ABC check, a few
-# microseconds) whether such a value is awaitable.
-_NEVER_AWAITABLE = frozenset(
-    (type(None), bool, int, float, str, bytes, tuple, list, dict)
-)
 _copy_context = contextvars.copy_context
 
 Room = Hashable
@@ -247,6 +242,14 @@ class Server(_Emitting):
     def _operator(self) -> BroadcastOperator:
         return self.sockets._operator()
 
+    def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` to every socket of ``/``."""
+        nsp = self.sockets
+        op = nsp._everyone  # (Namespace._operator, inlined: every io.emit's path)
+        if op is None or op._adapter is not nsp.adapter:
+            op = nsp._operator()
+        op.emit(event, *args)
+
     @overload
     def on(self, event: str) -> Callable[[H], H]: ...
     @overload
@@ -343,8 +346,25 @@ class Server(_Emitting):
         try:
             result = fn(*args)
         except Exception:
-            log.exception("error in handler %s", getattr(fn, "__name__", fn))
+            self._handler_failed(fn)
             return
+        if type(result) not in _NEVER_AWAITABLE:
+            result = self._settle(fn, result, on_result)
+            if result is _PENDING:
+                return
+        if on_result is not None:
+            # (_send_result, inlined: this is every acked event's path)
+            try:
+                on_result(result)
+            except TypeError:
+                self._handler_failed(fn)
+
+    def _settle(
+        self, fn: Handler, result: Any, on_result: Callable[[Any], None] | None
+    ) -> Any:
+        """The value of what handler ``fn`` returned, when it is one now: a coroutine stepped
+        to its end gives its return value. ``_PENDING`` when it is not: a task now awaits it
+        (and then calls ``on_result``), or it failed (logged)."""
         if type(result) is _Coroutine:
             # Its own context, as a task would give it: what it sets does not leak into the
             # dispatch's context (sync handlers share that one, as before).
@@ -352,22 +372,23 @@ class Server(_Emitting):
             try:
                 done, result = _step(coro, ctx)
             except asyncio.CancelledError:
-                return  # it cancelled itself, as a task it would have ended cancelled
+                return _PENDING  # it cancelled itself, as a task it would have ended cancelled
             except Exception:
-                log.exception("error in handler %s", getattr(fn, "__name__", fn))
-                return
+                self._handler_failed(fn)
+                return _PENDING
             if not done:
                 self._spawn(self._await_handler(fn, _Resumed(coro, result, ctx), on_result))
-                return
-        elif type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
+                return _PENDING
+            return result
+        if inspect.isawaitable(result):
             self._spawn(self._await_handler(fn, result, on_result))
-            return
-        if on_result is not None:
-            # (_send_result, inlined: this is every acked event's path)
-            try:
-                on_result(result)
-            except TypeError:
-                log.exception("error in handler %s", getattr(fn, "__name__", fn))
+            return _PENDING
+        return result
+
+    @staticmethod
+    def _handler_failed(fn: Handler) -> None:
+        """Log what handler ``fn`` raised (called in the ``except`` that caught it)."""
+        log.exception("error in handler %s", getattr(fn, "__name__", fn))
 
     async def _await_handler(
         self, fn: Handler, aw: Awaitable[Any], on_result: Callable[[Any], None] | None
