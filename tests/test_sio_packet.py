@@ -707,6 +707,17 @@ def outcome(function, *args):
 # ----------------------------------------------------------------------------- properties
 
 
+@pytest.mark.parametrize("id_", [0, 7, 10, 99, 10**15 - 1, 10**18 - 1, 10**18, 2**64, -1, True])
+@pytest.mark.parametrize("ptype", [EVENT, ACK])
+@pytest.mark.parametrize("nsp", ["/", "/chat", "/ü"])
+def test_ack_ids_at_the_edges_of_the_header(ptype, nsp, id_):
+    # The header is written in C for ids of 0 to 10**18 - 1, with str() for the rest.
+    data = ["x", b"\x01"] if ptype == EVENT else [b"\x01"]
+    assert core.encode(ptype, nsp, data, id_).parts == model.encode(ptype, nsp, data, id_)
+    assert core.encode(ptype, nsp, ["x"], id_).parts == model.encode(ptype, nsp, ["x"], id_)
+    assert core.encode(DISCONNECT, nsp, None, id_).parts == model.encode(DISCONNECT, nsp, None, id_)
+
+
 @SETTINGS
 @given(packets())
 def test_encode_agrees_with_model(packet):

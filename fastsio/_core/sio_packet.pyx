@@ -352,18 +352,62 @@ cdef object _deconstruct(object data, list buffers):
     return data
 
 
-cdef bytes _header(int ptype, str nsp, object id, Py_ssize_t attachments):
-    cdef bytes head = _EIO_HEADS[ptype]
+cdef Py_ssize_t _digits(char* out, unsigned long long v) noexcept:
+    # v in decimal at out (20 bytes at most); returns how many.
+    cdef char tmp[20]
+    cdef Py_ssize_t n = 0, k
+    while True:
+        tmp[n] = <char>(48 + v % 10)
+        n += 1
+        v //= 10
+        if v == 0:
+            break
+    for k in range(n):
+        out[k] = tmp[n - 1 - k]
+    return n
+
+
+cdef bytes _packet(int ptype, str nsp, object id, Py_ssize_t attachments, bytes body):
+    """The text packet, in one bytes: the Engine.IO and Socket.IO type digits, the attachment
+    count (binary packets), the namespace (but ``/``), the ack id, then ``body``."""
+    cdef char head[48]  # "4", the type, 20 digits and "-", 20 digits
+    cdef Py_ssize_t h = 2, tail = 0, nn = 0, nb = 0
+    cdef bytes nsp_b = None
+    cdef bytes id_b = None
+    cdef char* p
+    head[0] = 52
+    head[1] = <char>(48 + ptype)
     if ptype == BINARY_EVENT or ptype == BINARY_ACK:
-        head += str(attachments).encode() + b"-"
+        h += _digits(head + h, <unsigned long long>attachments)
+        head[h] = 45  # '-'
+        h += 1
     if nsp is not None and nsp != "/" and nsp != "":
-        head += nsp.encode("utf-8") + b","
+        nsp_b = nsp.encode("utf-8")
+        nn = PyBytes_GET_SIZE(nsp_b) + 1
     if id is not None:
-        head += str(int(id)).encode()
-    return head
-
-
-cdef tuple _EIO_HEADS = (b"40", b"41", b"42", b"43", b"44", b"45", b"46")
+        if type(id) is int and 0 <= id < 1_000_000_000_000_000_000:
+            tail = _digits(head + h, <unsigned long long>id)
+        else:
+            id_b = str(int(id)).encode()
+            tail = PyBytes_GET_SIZE(id_b)
+    if body is not None:
+        nb = PyBytes_GET_SIZE(body)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, h + nn + tail + nb)
+    p = PyBytes_AS_STRING(out)
+    memcpy(p, head, h)
+    p += h
+    if nsp_b is not None:
+        memcpy(p, PyBytes_AS_STRING(nsp_b), nn - 1)
+        p[nn - 1] = 44  # ','
+        p += nn
+    if id_b is not None:
+        memcpy(p, PyBytes_AS_STRING(id_b), tail)
+    elif tail:
+        memcpy(p, head + h, tail)
+    p += tail
+    if nb:
+        memcpy(p, PyBytes_AS_STRING(body), nb)
+    return out
 
 
 cdef class Encoded:
@@ -469,7 +513,7 @@ cdef list _encode_parts(int type, str nsp, object data, object id):
     if type < 0 or type > 6:
         raise ValueError("packet type out of range")
     if data is None:
-        return [_header(type, nsp, id, 0)]
+        return [_packet(type, nsp, id, 0, None)]
     try:
         # orjson refuses bytes: the common (text-only) case pays for no separate binary scan.
         # Nor for non-string keys (OPT_NON_STR_KEYS costs about a quarter of a small packet's
@@ -486,8 +530,8 @@ cdef list _encode_parts(int type, str nsp, object data, object id):
         if buffers and (type == EVENT or type == ACK):
             type = BINARY_EVENT if type == EVENT else BINARY_ACK
         if type == BINARY_EVENT or type == BINARY_ACK:
-            return [_header(type, nsp, id, len(buffers)) + body] + buffers
-    return [_header(type, nsp, id, 0) + body]
+            return [_packet(type, nsp, id, len(buffers), body)] + buffers
+    return [_packet(type, nsp, id, 0, body)]
 
 
 cpdef bytes stamp_offset(bytes packet, bytes offset):
