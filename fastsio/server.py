@@ -398,7 +398,7 @@ class Server(_Emitting):
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("error in handler %s", getattr(fn, "__name__", fn))
+            self._handler_failed(fn)
             return
         if on_result is not None:
             self._send_result(fn, on_result, result)
@@ -409,7 +409,7 @@ class Server(_Emitting):
         try:
             on_result(result)
         except TypeError:
-            log.exception("error in handler %s", getattr(fn, "__name__", fn))
+            Server._handler_failed(fn)
 
     def _spawn(self, aw: Awaitable[Any]) -> None:
         task: asyncio.Task[Any] = asyncio.ensure_future(aw)
