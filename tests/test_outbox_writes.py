@@ -1,15 +1,18 @@
 """When and in which order a WebSocket outbox's frames reach the kernel (fastsio/_core/outbox.pyx,
-"Direct writes"): a broadcast's frames are handed to each recipient's socket while the flusher
-runs, and never ahead of bytes the transport still holds for that connection."""
+"Direct writes", "Who is written first"): a broadcast's frames are handed to each recipient's
+socket while the flusher runs, never ahead of bytes the transport still holds for that
+connection, and a pipelining client's replies go before the other connections' frames."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import socket
+import struct
 
 from tests.clients.loops import wait_for
-from tests.clients.wire import OP_TEXT, host_port
+from tests.clients.wire import OP_TEXT, host_port, ws_frame
 from tests.clients.ws import RawWebSocket
 
 
@@ -72,3 +75,66 @@ async def test_frames_wait_behind_what_the_transport_holds(make_server):
     assert got[0] == b'42["big","' + big.encode() + b'"]'
     assert got[1:] == [f'42["small",{i}]'.encode() for i in range(50)]
     await ws.close()
+
+
+# Linux's SO_TIMESTAMPNS (asm-generic, x86 and arm alike), which Python's socket module does not
+# name: each read then comes with the time the kernel queued its first byte to the socket.
+SO_TIMESTAMPNS = 35
+
+
+def arrival_ns(ws: RawWebSocket) -> int:
+    """When the first byte now waiting on ``ws`` reached its socket (ns, the kernel's clock).
+    The bytes are taken from the socket itself: the client's stream never sees them."""
+    with socket.socket(fileno=os.dup(ws.writer.get_extra_info("socket").fileno())) as sock:
+        sock.setblocking(False)
+        data, anc, _, _ = sock.recvmsg(1 << 20, socket.CMSG_SPACE(16))
+        assert data
+        (level, kind, raw), = anc
+        assert (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS)
+        sec, nsec = struct.unpack("qq", raw[:16])
+        return sec * 1_000_000_000 + nsec
+
+
+async def write_order(make_server, events: list[str]) -> tuple[int, list[int]]:
+    """A sender and four receivers (joined before it); the sender writes ``events`` at once,
+    each a ``bcast`` that emits to everyone and acks. The arrival times of what the server wrote
+    for the sender and for each receiver, in that first flush."""
+    io, url = await make_server()
+
+    @io.on("bcast")
+    def bcast(socket_: object, n: int) -> bool:
+        io.emit("tick", n)
+        return True
+
+    receivers = [await joined(url) for _ in range(4)]
+    sender = await joined(url)
+    await wait_for(lambda: len(io.sockets.sockets) == 5)
+    await asyncio.sleep(0.05)  # nothing else on its way to them
+    conns = [sender, *receivers]
+    for ws in conns:
+        ws.writer.transport.pause_reading()  # what the server writes stays in the kernel
+        ws.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    # The kernel turns its receive timestamps on a moment later (deferred work): until then,
+    # what arrives is not stamped.
+    await asyncio.sleep(0.2)
+    # One write, so one segment: the server reads them all in one go.
+    sender.write(b"".join(ws_frame(OP_TEXT, event.encode()) for event in events))
+    await wait_for(lambda: all(readable(ws, 0) for ws in conns))
+    times = [arrival_ns(ws) for ws in conns]
+    for ws in conns:
+        ws.writer.close()
+        await ws.writer.wait_closed()
+    return times[0], times[1:]
+
+
+async def test_a_pipelining_clients_acks_are_written_before_the_broadcast_it_caused(make_server):
+    # Two requests read in one iteration: the client is pipelining, its replies go first.
+    sender, receivers = await write_order(make_server, ['4221["bcast",1]', '4222["bcast",2]'])
+    assert all(sender < r for r in receivers), (sender, receivers)
+
+
+async def test_a_single_request_sees_its_broadcast_reach_the_others_before_its_ack(make_server):
+    # One request in flight: the plain order (the first frame queued is written first), so
+    # the broadcast reaches everyone else before the sender's ack (and its own tick).
+    sender, receivers = await write_order(make_server, ['4221["bcast",1]'])
+    assert all(sender > r for r in receivers), (sender, receivers)

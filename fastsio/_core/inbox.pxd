@@ -4,8 +4,12 @@
 # no namespace of the map takes. Without a sink, every message goes to ``_deliver`` (Python).
 from picows.picows cimport WSListener, WSTransport, WSFrame
 
+from fastsio._core.outbox cimport Outbox
+
 cdef class Inbox(WSListener):
     cdef public object socket             # the Engine.IO session (engine.socket.EngineSocket)
+    cdef public Outbox _box               # the session's outbox, once this is its transport
+    cdef unsigned long long _run          # the flusher's run count at this session's last packet
     cdef public int direct_fd             # outbox.direct_fd of the connection (-2: not known)
     cdef public Py_ssize_t max_message_size  # a message (fragments together) over it: close 1009
     cdef list _fragments                  # payloads of the message being received, or None

@@ -6,11 +6,13 @@ from typing import Any
 from picows import WSFrame, WSListener, WSTransport
 
 from fastsio._core import msgpack_packet, sio_packet
+from fastsio._core.outbox import Outbox
 
 def use_sinks(on: bool) -> None: ...
 
 class Inbox(WSListener):
     socket: Any
+    _box: Outbox | None
     direct_fd: int
     max_message_size: int
     def set_sink(

@@ -29,6 +29,7 @@ from picows.picows cimport (
 )
 
 from fastsio._core cimport msgpack_packet, sio_packet
+from fastsio._core.outbox cimport Outbox
 from fastsio._core.errors import ProtocolError
 
 # Off while a per-packet trace is on (fastsio.trace.refresh): every message then takes the
@@ -46,6 +47,8 @@ cdef class Inbox(WSListener):
 
     def __cinit__(self):
         self.socket = None
+        self._box = None
+        self._run = <unsigned long long>-1
         self.direct_fd = -2
         self.max_message_size = 1_000_000
         self._fragments = None
@@ -159,6 +162,14 @@ cdef class Inbox(WSListener):
         return True
 
     cdef void _dispatch(self, object packet) except *:
+        cdef Outbox box = self._box
+        if box is not None:
+            # A second packet in one iteration: the client is pipelining, its replies are
+            # written first (outbox.pyx, "Who is written first").
+            if self._run == box.flusher.runs:
+                box.flusher.prefer(box)
+            else:
+                self._run = box.flusher.runs
         cdef PyObject* sock = PyDict_GetItem(self._nsps, (<sio_packet.Packet>packet).nsp)
         if sock is NULL:
             self._on_packet(packet)

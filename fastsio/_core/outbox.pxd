@@ -13,12 +13,15 @@ cpdef int direct_fd(object conn) except -2
 @cython.final
 cdef class Flusher:
     cdef list _dirty               # outboxes with something queued this iteration
+    cdef list _first               # of those, the ones written first (prefer)
+    cdef readonly unsigned long long runs  # runs so far: an iteration's number, for the inboxes
     cdef bint _scheduled           # a run is scheduled with the loop
     cdef object _run               # self.run, bound once
     cdef public Py_ssize_t high_water        # over it a WebSocket is busy (pause_writing)
     cdef public Py_ssize_t max_queued_bytes  # past it the session is ended (overflow)
     cdef public object get_loop    # returns the running loop (the core imports no asyncio)
     cdef void add(self, Outbox box) except *
+    cdef void prefer(self, Outbox box) except *
     cpdef void run(self) except *
 
 
@@ -31,6 +34,7 @@ cdef class Outbox:
     cdef public bint paused        # frames: the connection is over its high-water mark
     cdef public bint ready         # packets: the transport can answer now (a GET waits)
     cdef bint _dirty               # in the flusher's list
+    cdef bint _first               # in the flusher's list of those written first
     # None when empty; frames: one frame (bytes), or a list of them; packets: (bytes, bool)s
     cdef object _queue
     cdef Py_ssize_t _queued        # bytes in _queue

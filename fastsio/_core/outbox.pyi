@@ -9,6 +9,8 @@ class Flusher:
     high_water: int
     max_queued_bytes: int
     get_loop: Callable[[], Any] | None
+    @property
+    def runs(self) -> int: ...
     def __init__(
         self,
         high_water: int = ...,

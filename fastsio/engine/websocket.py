@@ -126,7 +126,6 @@ class WebSocketTransport(Inbox):
 
     # One of these lives as long as its connection: no per-instance __dict__.
     __slots__ = (
-        "_box",
         "_flusher",
         "_on_open",
         "_paused",
