@@ -1,13 +1,16 @@
 """Two fastsio trees (and Node) on one bench/loadgen scenario, alternating in every round.
 
-    python bench/before_after.py BEFORE_TREE [ROUNDS] [--no-node] [--fanout]
+    python bench/before_after.py BEFORE_TREE [ROUNDS] [--no-node] [--ceiling]
+        [--fanout [--receivers=N] [--window=W]]
 
 BEFORE_TREE: a copy of another revision with its extensions built in place (e.g. ``git archive
 REV | tar -x -C DIR`` and ``python setup.py build_ext --inplace`` there); "after" is this tree.
 Each run: a fresh server pinned to CPU 0 (PYTHONPATH: its tree), the C load generator on CPU 1
 (built by bench/run.py into bench/results/loadgen), echo with 50 clients (or, with --fanout,
-fan-out N=1000 W=16) for 5 s after 2 s of warm-up. Prints each run, then medians (min-max) and
-the per-round ratios, the rate per server CPU-second included (rate ÷ the server's CPU share)."""
+fan-out, N=1000 W=16 unless given) for 5 s after 2 s of warm-up; with --ceiling, the C
+ceiling server (bench/results/ceiling, built by bench/run.py) takes part too. Prints each run,
+then medians (min-max) and the per-round ratios, the rate per server CPU-second included
+(rate ÷ the server's CPU share)."""
 from __future__ import annotations
 
 import json
@@ -65,16 +68,20 @@ def spread(xs: list[float]) -> str:
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    opts = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
     before = str(Path(args[0]).resolve())
     rounds = int(args[1]) if len(args) > 1 else 5
     fanout = "--fanout" in sys.argv
     metric = "deliveries_per_s" if fanout else "acks_per_s"
-    scenario = (["fanout", "--receivers", "1000", "--window", "16"] if fanout
+    scenario = (["fanout", "--receivers", opts.get("receivers", "1000"),
+                 "--window", opts.get("window", "16")] if fanout
                 else ["echo", "--clients", "50"])
     app = [PY, str(ROOT / "bench" / "apps" / "fastsio_app.py")]
     variants = {"before": (app, before), "after": (app, str(ROOT))}
     if "--no-node" not in sys.argv:
         variants["node"] = (["node", str(ROOT / "bench" / "apps" / "node_app.js")], str(ROOT))
+    if "--ceiling" in sys.argv:
+        variants["ceiling"] = ([str(ROOT / "bench" / "results" / "ceiling")], str(ROOT))
     res: dict[str, list[dict[str, Any]]] = {k: [] for k in variants}
     for rnd in range(rounds):
         for name, (cmd, tree) in variants.items():
@@ -86,7 +93,8 @@ def main() -> None:
                   r["other_on_server_core_pct"], flush=True)
     for key in (metric, "per_cpu", "p50_us", "p99_us", "server_cpu_pct", "loadgen_cpu_pct"):
         print(key, " | ".join(f"{n}: {spread([r[key] for r in rs])}" for n, rs in res.items()))
-    for a, b in (("after", "before"), ("after", "node"), ("before", "node")):
+    for a, b in (("after", "before"), ("after", "node"), ("before", "node"),
+                 ("after", "ceiling"), ("before", "ceiling")):
         if b not in res:
             continue
         for key in (metric, "per_cpu", "p99_us"):
