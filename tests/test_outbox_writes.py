@@ -138,3 +138,21 @@ async def test_a_single_request_sees_its_broadcast_reach_the_others_before_its_a
     # the broadcast reaches everyone else before the sender's ack (and its own tick).
     sender, receivers = await write_order(make_server, ['4221["bcast",1]'])
     assert all(sender > r for r in receivers), (sender, receivers)
+
+
+async def test_packets_that_queue_nothing_do_not_wake_the_flusher(make_server):
+    # Iterations are counted in flusher runs: packets in iterations that wrote nothing look like
+    # one iteration's, but an outbox with nothing queued is never preferred, so no run is made.
+    io, url = await make_server()
+    got: list[int] = []
+    io.on("note", lambda socket_, n: got.append(n))
+    ws = await joined(url)
+    await wait_for(lambda: len(io.sockets.sockets) == 1)
+    await asyncio.sleep(0.05)
+    runs = io.engine._flusher.runs
+    for n in range(4):
+        ws.send_text(f'42["note",{n}]')  # no ack id: nothing goes back
+        await wait_for(lambda n=n: len(got) == n + 1)
+    assert got == [0, 1, 2, 3]
+    assert io.engine._flusher.runs == runs
+    await ws.close()

@@ -124,25 +124,26 @@ static size_t base64(const unsigned char *in, size_t n, char *out) {
 }
 
 /* -- output ---------------------------------------------------------------------------------- */
+/* Appends c to a growable list of connections. */
+static void append(conn_t ***list, size_t *n, size_t *cap, conn_t *c) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *list = xrealloc(*list, *cap * sizeof **list);
+    }
+    (*list)[(*n)++] = c;
+}
+
 static void mark_dirty(conn_t *c) {
     if (c->dirty) return;
     c->dirty = 1;
-    if (g_ndirty == g_dirty_cap) {
-        g_dirty_cap = g_dirty_cap ? g_dirty_cap * 2 : 1024;
-        g_dirty = xrealloc(g_dirty, g_dirty_cap * sizeof *g_dirty);
-    }
-    g_dirty[g_ndirty++] = c;
+    append(&g_dirty, &g_ndirty, &g_dirty_cap, c);
 }
 
 static void mark_first(conn_t *c) {
     mark_dirty(c);
     if (c->first) return;
     c->first = 1;
-    if (g_nfirst == g_first_cap) {
-        g_first_cap = g_first_cap ? g_first_cap * 2 : 64;
-        g_first = xrealloc(g_first, g_first_cap * sizeof *g_first);
-    }
-    g_first[g_nfirst++] = c;
+    append(&g_first, &g_nfirst, &g_first_cap, c);
 }
 
 static void queue_raw(conn_t *c, const void *p, size_t n) {
@@ -451,11 +452,7 @@ int main(int argc, char **argv) {
             if (evs[i].events & EPOLLOUT) flush(c);
             if (c->fd >= 0 && evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
             if (c->fd < 0 && !c->dirty) {
-                if (ndead == dead_cap) {
-                    dead_cap = dead_cap ? dead_cap * 2 : 64;
-                    dead = xrealloc(dead, dead_cap * sizeof *dead);
-                }
-                dead[ndead++] = c;
+                append(&dead, &ndead, &dead_cap, c);
                 c->dirty = 1; /* once */
             }
         }
@@ -474,13 +471,7 @@ int main(int argc, char **argv) {
                 c->dirty = 0;
                 flush(c);
             }
-            if (c->fd < 0) {
-                if (ndead == dead_cap) {
-                    dead_cap = dead_cap ? dead_cap * 2 : 64;
-                    dead = xrealloc(dead, dead_cap * sizeof *dead);
-                }
-                dead[ndead++] = c;
-            }
+            if (c->fd < 0) append(&dead, &ndead, &dead_cap, c);
         }
         g_ndirty = 0;
         for (size_t i = 0; i < ndead; i++) {

@@ -20,7 +20,10 @@ asyncio: the engine gives the flusher a function that returns the running loop.
 
 **Who is written first.** Outboxes are written in the order they got their first frame of the
 iteration, except the ones :meth:`Flusher.prefer` names, which go before all others: the inbox
-prefers its connection when it handles a second packet from it in one iteration. Such a client
+prefers its connection when it handles a second packet from it in one iteration while the
+outbox holds what the first one queued. (Iterations are counted in flusher runs: one that wrote
+nothing is not seen, so a packet after it may count as a second one; the flusher is not woken
+for that, since an outbox with nothing queued is not preferred.) Such a client
 is pipelining (it has several requests in flight), so its replies (acks) are what its next
 requests wait on: written first, they let those requests arrive while the rest of the
 iteration's writes (a broadcast to everyone, say) are still being made, and the server is not
@@ -99,12 +102,10 @@ cdef class Flusher:
             self.get_loop().call_soon(self._run)
 
     cdef void prefer(self, Outbox box) except *:
-        # Write ``box`` before the others in this run (a frames outbox only: flushing one twice
-        # must be harmless, and a second flush of a frames outbox finds nothing queued).
-        if not box.frames:
+        # Write ``box`` before the others in this run, if it has something queued (a frames
+        # outbox only: it is flushed twice, and a second flush of one finds nothing queued).
+        if not box.frames or not box._dirty:
             return
-        if not box._dirty:
-            self.add(box)
         if not box._first:
             box._first = True
             self._first.append(box)
