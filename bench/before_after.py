@@ -1,14 +1,15 @@
 """Two fastsio trees (and Node) on one bench/loadgen scenario, alternating in every round.
 
     python bench/before_after.py BEFORE_TREE [ROUNDS] [--no-node] [--ceiling]
-        [--fanout [--receivers=N] [--window=W]]
+        [--fanout [--receivers=N] [--window=W] [--pad=BYTES]]
 
 BEFORE_TREE: a copy of another revision with its extensions built in place (e.g. ``git archive
 REV | tar -x -C DIR`` and ``python setup.py build_ext --inplace`` there); "after" is this tree.
 Each run: a fresh server pinned to CPU 0 (PYTHONPATH: its tree), the C load generator on CPU 1
 (built by bench/run.py into bench/results/loadgen), echo with 50 clients (or, with --fanout,
-fan-out, N=1000 W=16 unless given) for 5 s after 2 s of warm-up; with --ceiling, the C
-ceiling server (bench/results/ceiling, built by bench/run.py) takes part too. Prints each run,
+fan-out, N=1000 W=16 and the load generator's pad unless given) for 5 s after 2 s of
+warm-up; with --ceiling, the C ceiling server (bench/results/ceiling, built by bench/run.py)
+takes part too. Prints each run,
 then medians (min-max) and the per-round ratios, the rate per server CPU-second included
 (rate ÷ the server's CPU share)."""
 from __future__ import annotations
@@ -74,7 +75,8 @@ def main() -> None:
     fanout = "--fanout" in sys.argv
     metric = "deliveries_per_s" if fanout else "acks_per_s"
     scenario = (["fanout", "--receivers", opts.get("receivers", "1000"),
-                 "--window", opts.get("window", "16")] if fanout
+                 "--window", opts.get("window", "16"),
+                 *(["--pad", opts["pad"]] if "pad" in opts else [])] if fanout
                 else ["echo", "--clients", "50"])
     app = [PY, str(ROOT / "bench" / "apps" / "fastsio_app.py")]
     variants = {"before": (app, before), "after": (app, str(ROOT))}

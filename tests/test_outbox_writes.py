@@ -156,3 +156,37 @@ async def test_packets_that_queue_nothing_do_not_wake_the_flusher(make_server):
     assert got == [0, 1, 2, 3]
     assert io.engine._flusher.runs == runs
     await ws.close()
+
+
+async def test_frames_joined_for_one_send_arrive_whole_when_the_kernel_takes_part(make_server):
+    # The small frames of one iteration leave as one contiguous send (sendv.h); when the kernel
+    # takes only part of it, the rest goes to the transport, and the stream stays whole.
+    io, url = await make_server(max_queued_bytes=64 * 1024 * 1024)
+    ws = await joined(url, rcvbuf=4096)
+    await wait_for(lambda: len(io.sockets.sockets) == 1)
+    sock = next(iter(io.sockets.sockets.values()))
+    underlying = sock.client.conn.transport.ws.underlying_transport
+    underlying.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    await asyncio.sleep(0.05)
+    pad = "p" * 90
+    sent = 0
+    while underlying.get_write_buffer_size() == 0:
+        # 50 frames of about 110 bytes: joined (under 8 KiB), not gathered.
+        for _ in range(50):
+            io.emit("s", sent, pad)
+            sent += 1
+        await asyncio.sleep(0)  # the flusher writes them
+        assert sent < 50 * 200, "the kernel never refused a byte"
+    for _ in range(5):  # and more behind what the transport now holds
+        for _ in range(50):
+            io.emit("s", sent, pad)
+            sent += 1
+        await asyncio.sleep(0)
+    got = []
+    while len(got) < sent:
+        op, payload = await ws.recv_frame()
+        assert op == OP_TEXT, (op, payload[:40])
+        if payload != b"2":
+            got.append(payload)
+    assert got == [f'42["s",{i},"{pad}"]'.encode() for i in range(sent)]
+    await ws.close()

@@ -32,8 +32,9 @@ a broadcast it caused reaches the others before its own ack: the latency of one 
 what it was. (bench/README.md, "Replies first for a pipelining client", has the numbers.)
 
 **Direct writes.** On a plain (not TLS) TCP or Unix socket of uvloop or asyncio, a WebSocket
-outbox hands its frames to the kernel itself, with one ``send`` (``sendmsg`` for several
-frames: no join), when the transport holds nothing unwritten and is not closing; what the
+outbox hands its frames to the kernel itself, with one ``send`` (sendv.h: several small
+frames are copied into one buffer on the stack first, larger ones go as one ``sendmsg``), when
+the transport holds nothing unwritten and is not closing; what the
 kernel does not take goes to ``transport.write``, and so does everything on any other
 transport. The transports do the same when their buffer is empty; doing it here saves the
 Python call and the transport's buffer handling for every recipient (about 200 instructions
