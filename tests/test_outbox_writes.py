@@ -11,7 +11,10 @@ import select
 import socket
 import struct
 
+import aiohttp
+
 from tests.clients.loops import wait_for
+from tests.clients.polling import Polling
 from tests.clients.wire import OP_TEXT, host_port, ws_frame
 from tests.clients.ws import RawWebSocket
 
@@ -190,3 +193,198 @@ async def test_frames_joined_for_one_send_arrive_whole_when_the_kernel_takes_par
             got.append(payload)
     assert got == [f'42["s",{i},"{pad}"]'.encode() for i in range(sent)]
     await ws.close()
+
+
+# -- the frame log (outbox.pyx, "The frame log") -------------------------------------------------
+
+
+async def texts(ws: RawWebSocket, count: int) -> list[str]:
+    """The next ``count`` text frames, pings left out."""
+    got: list[str] = []
+    while len(got) < count:
+        op, payload = await ws.recv_frame()
+        assert op == OP_TEXT, (op, payload[:40])
+        if payload != b"2":
+            got.append(payload.decode())
+    return got
+
+
+async def joined_all(io, url: str, n: int) -> tuple[list[RawWebSocket], list]:
+    """``n`` clients, and the server's socket of each, in the order they joined."""
+    conns, socks = [], []
+    for k in range(n):
+        conns.append(await joined(url))
+        await wait_for(lambda k=k: len(io.sockets.sockets) == k + 1)
+        socks.append(next(s for s in io.sockets.sockets.values() if s not in socks))
+    await asyncio.sleep(0.05)  # nothing else on its way to them
+    return conns, socks
+
+
+async def test_broadcasts_private_frames_and_room_broadcasts_keep_each_connections_order(
+    make_server,
+):
+    # One iteration mixes what extends a range of the log (a broadcast to everyone after another),
+    # what turns a range into a queue (a private frame, then broadcasts behind it) and what breaks
+    # a range's contiguity (a room broadcast some outboxes do not get, then one they do get).
+    io, url = await make_server()
+    conns, socks = await joined_all(io, url, 4)
+    socks[2].join("r")
+    socks[3].join("r")
+    expected: list[list[str]] = [[] for _ in conns]
+
+    def everyone(n: int) -> None:
+        io.emit("all", n)
+        for e in expected:
+            e.append(f'42["all",{n}]')
+
+    everyone(0)
+    everyone(1)
+    socks[0].emit("own", 2)
+    expected[0].append('42["own",2]')
+    everyone(3)
+    io.to("r").emit("room", 4)
+    expected[2].append('42["room",4]')
+    expected[3].append('42["room",4]')
+    everyone(5)
+    io.except_("r").emit("rest", 6)
+    expected[0].append('42["rest",6]')
+    expected[1].append('42["rest",6]')
+    everyone(7)
+    assert io.engine._flusher.log_capacity > 0  # the frames went through the log
+    for ws, want in zip(conns, expected, strict=True):
+        assert await texts(ws, len(want)) == want
+    for ws in conns:
+        await ws.close()
+
+
+async def test_acks_interleaved_with_the_broadcasts_they_follow(make_server):
+    # Each event broadcasts and acks: the sender's range becomes its queue at the first ack, and
+    # the receivers' ranges grow over the whole read.
+    io, url = await make_server()
+
+    @io.on("bcast")
+    def bcast(socket_: object, n: int) -> int:
+        io.emit("tick", n)
+        return n
+
+    conns, _ = await joined_all(io, url, 4)
+    sender = conns[0]
+    sender.write(b"".join(ws_frame(OP_TEXT, f'42{n}["bcast",{n}]'.encode()) for n in range(20)))
+    ticks = [f'42["tick",{n}]' for n in range(20)]
+    want = [p for n in range(20) for p in (f'42["tick",{n}]', f"43{n}[{n}]")]
+    assert await texts(sender, 40) == want
+    for ws in conns[1:]:
+        assert await texts(ws, 20) == ticks
+    for ws in conns:
+        await ws.close()
+
+
+async def test_a_range_the_kernel_takes_part_of_arrives_whole(make_server):
+    # A slow reader's range is sent as it is; what the kernel does not take is copied out for
+    # the transport, and the next ranges wait behind it. A fast reader beside it gets the same.
+    io, url = await make_server(max_queued_bytes=64 * 1024 * 1024)
+    conns, socks = await joined_all(io, url, 2)
+    slow = await joined(url, rcvbuf=4096)
+    await wait_for(lambda: len(io.sockets.sockets) == 3)
+    slow_sock = next(s for s in io.sockets.sockets.values() if s not in socks)
+    underlying = slow_sock.client.conn.transport.ws.underlying_transport
+    underlying.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    await asyncio.sleep(0.05)
+    pad = "p" * 90
+    sent = 0
+    while underlying.get_write_buffer_size() == 0:
+        for _ in range(50):
+            io.emit("s", sent, pad)
+            sent += 1
+        await asyncio.sleep(0)
+        assert sent < 50 * 200, "the kernel never refused a byte"
+    for _ in range(5):
+        for _ in range(50):
+            io.emit("s", sent, pad)
+            sent += 1
+        await asyncio.sleep(0)
+    want = [f'42["s",{i},"{pad}"]' for i in range(sent)]
+    for ws in [slow, *conns]:
+        assert await texts(ws, sent) == want
+        await ws.close()
+
+
+async def test_a_volatile_broadcast_skips_an_outbox_holding_a_range_or_a_queue(make_server):
+    io, url = await make_server()
+    conns, socks = await joined_all(io, url, 3)
+    socks[0].emit("own", 0)  # a queue
+    io.to(socks[1].id).emit("one", 1)  # a range (one recipient: no log) ...
+    io.except_(socks[1].id).emit("two", 2)  # ... and now ranges for the other two
+    io.volatile.emit("v", 3)  # every outbox holds something: dropped for all of them
+    io.to(socks[1].id).emit("end", 4)
+    await asyncio.sleep(0.05)
+    io.volatile.emit("w", 5)  # all idle again: everyone gets it
+    assert await texts(conns[0], 3) == ['42["own",0]', '42["two",2]', '42["w",5]']
+    assert await texts(conns[1], 3) == ['42["one",1]', '42["end",4]', '42["w",5]']
+    assert await texts(conns[2], 2) == ['42["two",2]', '42["w",5]']
+    for ws in conns:
+        await ws.close()
+
+
+async def test_a_volatile_broadcast_reaches_idle_outboxes_through_the_log(make_server):
+    io, url = await make_server()
+    conns, socks = await joined_all(io, url, 3)
+    socks[0].emit("own", 0)
+    io.volatile.emit("v", 1)  # 0 is not idle; 1 and 2 take ranges
+    io.emit("n", 2)  # extends them; 0 gets it behind its own frame
+    assert await texts(conns[0], 2) == ['42["own",0]', '42["n",2]']
+    for ws in conns[1:]:
+        assert await texts(ws, 2) == ['42["v",1]', '42["n",2]']
+    for ws in conns:
+        await ws.close()
+
+
+async def test_the_frame_log_is_reused_and_a_burst_does_not_keep_its_memory(make_server):
+    io, url = await make_server()
+    flusher = io.engine._flusher
+    conns, _ = await joined_all(io, url, 3)
+    for n in range(10):
+        io.emit("n", n)
+        await asyncio.sleep(0.01)
+    kept = flusher.log_capacity
+    assert 0 < kept <= 8192
+    for n in range(10, 20):  # one buffer goes round: nothing grows
+        io.emit("n", n)
+        await asyncio.sleep(0.01)
+        assert flusher.log_capacity == kept
+    # A burst: 1,500 broadcasts of about 1 KiB in one iteration, more than 1 MiB of log.
+    pad = "b" * 1000
+    for n in range(1500):
+        io.emit("b", n, pad)
+    assert flusher.log_capacity > 1024 * 1024
+    want = [f'42["n",{n}]' for n in range(20)] + [f'42["b",{n},"{pad}"]' for n in range(1500)]
+    for ws in conns:
+        assert await texts(ws, len(want)) == want
+    assert flusher.log_capacity <= 8192  # the burst's log was freed after its run
+    for ws in conns:
+        await ws.close()
+
+
+async def test_polling_and_websocket_recipients_of_one_broadcast_run(make_server):
+    # Outboxes in packets mode take the broadcast their own way, between ones holding ranges.
+    io, url = await make_server()
+    ws1 = await joined(url)
+    async with aiohttp.ClientSession() as http:
+        p = await Polling.open(http, url)
+        status, _ = await p.post("40")
+        assert status == 200
+        assert (await p.get_packets())[0].startswith("40")
+        ws2 = await joined(url)
+        await wait_for(lambda: len(io.sockets.sockets) == 3)
+        await asyncio.sleep(0.05)
+        for n in range(5):
+            io.emit("n", n)
+        want = [f'42["n",{n}]' for n in range(5)]
+        assert await texts(ws1, 5) == want
+        assert await texts(ws2, 5) == want
+        got: list[str] = []
+        while len(got) < 5:
+            got.extend(x for x in await p.get_packets() if x != "6")
+        assert got == want
+    await ws1.close()
+    await ws2.close()

@@ -5,12 +5,16 @@ from fastsio._core.sio_packet import Encoded
 
 def direct_fd(conn: Any) -> int: ...
 
+class FrameLog: ...
+
 class Flusher:
     high_water: int
     max_queued_bytes: int
     get_loop: Callable[[], Any] | None
     @property
     def runs(self) -> int: ...
+    @property
+    def log_capacity(self) -> int: ...
     def __init__(
         self,
         high_water: int = ...,

@@ -41,10 +41,23 @@ Python call and the transport's buffer handling for every recipient (about 200 i
 per delivery, bench/fanout_instructions.py), which is most of what a delivery costs beside the
 system call. picows sends its own frames the same way. The order of bytes on a connection
 cannot change: nothing is sent directly while the transport still has bytes to write.
+
+**The frame log.** A broadcast's frame (up to 16 KiB) is copied once into the flusher's frame
+log, and an outbox with nothing else queued holds a range of the log instead of a queue of its
+own: the next broadcast of the iteration, if the outbox gets it too, extends the range (it
+follows in the log), and the flush sends the range as it is, with one ``send`` and no
+per-recipient list or copy. Whatever breaks that (a frame of the outbox's own, a broadcast to a
+room the outbox is not in, then one it is in) turns the range into the queue's first frame, and
+the outbox goes on the usual way. Each run of the flusher starts a new log, so what callbacks
+broadcast during the run does not land among ranges being sent, and reuses the last one once
+every range of it is sent or dropped (freed instead when a burst grew it past 1 MiB).
+(bench/README.md, "The frame log", has the numbers.)
 """
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
+from libc.string cimport memcpy
 
 from fastsio._core.eio_packet cimport ws_frame
 from fastsio._core.sio_packet cimport Encoded
@@ -81,6 +94,96 @@ cpdef int direct_fd(object conn) except -2:
     return fd if isinstance(fd, int) and fd >= 0 else -1
 
 
+# A broadcast frame up to this size goes into the flusher's frame log (larger ones are shared
+# as they are: copying them would cost more than the per-recipient work it saves).
+cdef Py_ssize_t _LOG_FRAME_MAX = 16 * 1024
+# A frame log grown past this (a burst of broadcasts in one iteration) is freed after its run,
+# not kept for the next iteration.
+cdef Py_ssize_t _LOG_KEEP_MAX = 1024 * 1024
+
+
+cdef class FrameLog:
+    """One iteration's broadcast frames, back to back (see "The frame log" above)."""
+
+    def __cinit__(self):
+        self.buf = NULL
+        self.len = 0
+        self.cap = 0
+        self.users = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.buf)
+
+    cdef Py_ssize_t append(self, bytes frame) except -1:
+        """Copy ``frame`` to the end; returns where it starts."""
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(frame)
+        cdef Py_ssize_t start = self.len
+        cdef Py_ssize_t cap = self.cap
+        cdef char* buf
+        if start + size > cap:
+            cap = max(4096, cap * 2, start + size)
+            buf = <char*>PyMem_Realloc(self.buf, <size_t>cap)
+            if buf is NULL:
+                raise MemoryError()
+            self.buf = buf
+            self.cap = cap
+        memcpy(self.buf + start, PyBytes_AS_STRING(frame), <size_t>size)
+        self.len = start + size
+        return start
+
+
+cdef void push_all(list boxes, Encoded packet, bint volatile) except *:
+    # ``boxes`` may grow while this runs (never shrinks: see RoomIndex._boxes): the outboxes
+    # there when it started get the packet, each once.
+    cdef Py_ssize_t k, n = PyList_GET_SIZE(boxes)
+    cdef bytes frame
+    cdef Outbox box
+    cdef Flusher flusher
+    cdef FrameLog log = None
+    cdef Py_ssize_t size, start = -1
+    cdef unsigned long long runs = 0
+    if n == 0:
+        return
+    frame = packet.get_frame()
+    size = PyBytes_GET_SIZE(frame)
+    if n < 2 or size > _LOG_FRAME_MAX:
+        for k in range(n):
+            (<Outbox>PyList_GET_ITEM(boxes, k)).push_shared(packet, frame, volatile)
+        return
+    flusher = (<Outbox>PyList_GET_ITEM(boxes, 0)).flusher
+    for k in range(n):
+        box = <Outbox>PyList_GET_ITEM(boxes, k)
+        if not box.open or (volatile and not box.is_idle()):
+            continue
+        if not box.frames:
+            box._add_packets(packet.get_packets(), packet.size)
+            continue
+        if not box.writable:
+            continue
+        if box._queue is None and box.flusher is flusher:
+            if log is None or flusher.runs != runs:
+                # First use, or a callback ran the flusher meanwhile: its log is another one.
+                log = flusher._log
+                runs = flusher.runs
+                start = -1
+            if start < 0:
+                start = log.append(frame)
+            if box._log is None:
+                box._log = log
+                box._log_start = start
+                box._log_end = start + size
+                box._queued += size
+                log.users += 1
+                if not box._dirty:
+                    flusher.add(box)
+                continue
+            if box._log is log and box._log_end == start:
+                box._log_end += size
+                box._queued += size
+                continue
+        box._add(frame)
+
+
 cdef class Flusher:
     """Runs the outboxes that have something queued, once per loop iteration."""
 
@@ -94,6 +197,13 @@ cdef class Flusher:
         self.max_queued_bytes = max_queued_bytes
         self.get_loop = get_loop
         self._run = self.run
+        self._log = FrameLog()
+        self._spare = None
+
+    @property
+    def log_capacity(self):
+        """Bytes allocated for frame logs (this iteration's and the spare one)."""
+        return self._log.cap + (self._spare.cap if self._spare is not None else 0)
 
     cdef void add(self, Outbox box) except *:
         box._dirty = True
@@ -115,9 +225,16 @@ cdef class Flusher:
         cdef list dirty = self._dirty
         cdef list first = self._first
         cdef Outbox box
+        cdef FrameLog log = self._log
         self._scheduled = False
         self.runs += 1
         self._dirty = []
+        if log.len:
+            # Ranges taken while this runs (a callback broadcasting) go to a log of their own.
+            self._log = self._spare if self._spare is not None else FrameLog()
+            self._spare = None
+        else:
+            log = None
         if PyList_GET_SIZE(first):
             self._first = []
             # These stay marked dirty while they are written: they are in ``dirty`` too, where
@@ -128,6 +245,11 @@ cdef class Flusher:
         for box in dirty:
             box._dirty = False
             box.flush()
+        if log is not None and log.users == 0 and log.cap <= _LOG_KEEP_MAX:
+            # Every range was sent or dropped: the next iteration reuses the buffer. (One still
+            # held keeps its log alive until it is released.)
+            log.len = 0
+            self._spare = log
 
 
 cdef class Outbox:
@@ -144,6 +266,7 @@ cdef class Outbox:
         self._first = False
         self._queue = None
         self._queued = 0
+        self._log = None
         self._fd = -1
 
     # -- the transport's side --------------------------------------------------------------
@@ -162,6 +285,8 @@ cdef class Outbox:
         self._owner = owner
         self._conn = conn
         self._fd = direct_fd(conn) if fd == -2 else fd
+        if self._log is not None:
+            self._release(False)
         self._queue = None
         self._queued = 0
         if pending:
@@ -182,6 +307,8 @@ cdef class Outbox:
         """Packets mode: everything queued, as ``(bytes, is_binary)`` (the outbox is empty
         afterwards)."""
         cdef object q = self._queue
+        if self._log is not None:
+            self._release(False)
         self._queue = None
         self._queued = 0
         if q is None:
@@ -192,6 +319,8 @@ cdef class Outbox:
 
     cpdef void clear(self):
         """Drop what is queued (the connection is gone)."""
+        if self._log is not None:
+            self._release(False)
         self._queue = None
         self._queued = 0
 
@@ -225,6 +354,8 @@ cdef class Outbox:
     @property
     def has_queued(self):
         q = self._queue
+        if self._log is not None:
+            return True
         return q is not None and (type(q) is bytes or PyList_GET_SIZE(<list>q) > 0)
 
     # -- the sending side ------------------------------------------------------------------
@@ -232,7 +363,8 @@ cdef class Outbox:
         if not self.open:
             return False
         if self.frames:
-            return self.writable and self._queue is None and not self.paused
+            return (self.writable and self._queue is None and self._log is None
+                    and not self.paused)
         return self.ready and not self._dirty
 
     cpdef void push(self, Encoded packet, bint volatile=False) except *:
@@ -281,7 +413,10 @@ cdef class Outbox:
     cdef void _add(self, bytes frame) except *:
         # Frames mode: _queue is one frame (bytes) until a second one comes, then a list; most
         # connections get one frame per iteration, and then no list is made.
-        cdef object q = self._queue
+        cdef object q
+        if self._log is not None:
+            self._release(True)
+        q = self._queue
         if q is None:
             self._queue = frame
         elif type(q) is bytes:
@@ -291,6 +426,16 @@ cdef class Outbox:
         self._queued += PyBytes_GET_SIZE(frame)
         if not self._dirty:
             self.flusher.add(self)
+
+    cdef void _release(self, bint keep) except *:
+        # Give up the range of the frame log, keeping its bytes as the queue's first frame
+        # (``keep``: more is being queued behind them) or dropping them (the queue is dropped).
+        cdef FrameLog log = self._log
+        if keep:
+            self._queue = PyBytes_FromStringAndSize(
+                log.buf + self._log_start, self._log_end - self._log_start)
+        self._log = None
+        log.users -= 1
 
     cdef void _add_packets(self, list packets, Py_ssize_t size) except *:
         if self._queue is None:
@@ -314,12 +459,18 @@ cdef class Outbox:
             if self._owner is not None:
                 self._owner._drain()
             return
+        cdef FrameLog log = self._log
         q = self._queue
         self._queue = None
         self._queued = 0
-        if q is None or not self.writable:
+        if log is not None:
+            self._log = None
+            if self.writable:
+                self._send_range(log, self._log_start, self._log_end)
+            log.users -= 1
+        elif q is None or not self.writable:
             return
-        if not (self._fd >= 0 and self._send_direct(q)):
+        elif not (self._fd >= 0 and self._send_direct(q)):
             data = <bytes>q if type(q) is bytes else b"".join(<list>q)
             self._conn.write(data)
         if self.paused:
@@ -328,6 +479,25 @@ cdef class Outbox:
                 # A client that stopped reading must not grow memory without bound.
                 self.writable = False
                 self._owner._overflow(size)
+
+    cdef bint _can_send_direct(self) except -1:
+        # Not while closing (the descriptor may be gone), nor while bytes before these are still
+        # waiting in the transport.
+        conn = self._conn
+        return self._fd >= 0 and not conn.is_closing() and not conn.get_write_buffer_size()
+
+    cdef void _send_range(self, FrameLog log, Py_ssize_t start, Py_ssize_t end) except *:
+        # The range's bytes are the log's: what the kernel does not take is copied out for the
+        # transport (the log is reused once every range of it is released).
+        cdef long long sent = -1
+        cdef const char* buf = log.buf + start
+        cdef size_t size = <size_t>(end - start)
+        if self._can_send_direct():
+            sent = fastsio_sendv(self._fd, &buf, &size, 1)
+        if sent < 0:
+            sent = 0
+        if <size_t>sent < size:
+            self._conn.write(PyBytes_FromStringAndSize(buf + sent, <Py_ssize_t>(size - sent)))
 
     cdef bint _send_direct(self, object q) except -1:
         """Send the frames ``q`` (bytes, or a list of them) on the socket itself; False when
@@ -339,8 +509,7 @@ cdef class Outbox:
         cdef long long sent
         cdef PyObject* item
         conn = self._conn
-        if conn.is_closing() or conn.get_write_buffer_size():
-            # Closing (the descriptor may be gone), or bytes before these are still waiting.
+        if not self._can_send_direct():
             return False
         if type(q) is bytes:
             n = 1

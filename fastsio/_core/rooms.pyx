@@ -11,11 +11,10 @@ the second on (a ``set`` can never be a room or a sid: it is not hashable). That
 one-element sets (about 430 bytes) per connection.
 """
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Size, PyDict_Values
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 
 from fastsio._core.debug cimport FASTSIO_DEBUG
-from fastsio._core.outbox cimport Outbox
+from fastsio._core.outbox cimport Outbox, push_all
 from fastsio._core.sio_packet cimport Encoded
 
 cdef object _MISSING = object()
@@ -49,15 +48,6 @@ cdef object _without(object slot, object item):
     if slot == item:
         return _MISSING
     return slot
-
-
-cdef void _push_all(list boxes, Encoded packet, bint volatile) except *:
-    # ``boxes`` may grow while this runs (never shrinks: see RoomIndex._boxes): the outboxes
-    # there when it started get the packet, each once.
-    cdef Py_ssize_t k, n = PyList_GET_SIZE(boxes)
-    cdef bytes frame = packet.get_frame()
-    for k in range(n):
-        (<Outbox>PyList_GET_ITEM(boxes, k)).push_shared(packet, frame, volatile)
 
 
 cdef set _as_set(object slot):
@@ -222,7 +212,7 @@ cdef class RoomIndex:
                         slow = [sid for sid in self._sids if sid not in self._outboxes]
                     if self._boxes is None:
                         self._boxes = PyDict_Values(self._outboxes)
-                    _push_all(self._boxes, packet, volatile)
+                    push_all(self._boxes, packet, volatile)
                     return slow if slow is not None else []
                 if len(rooms) == 1:
                     for room in rooms:
@@ -248,7 +238,7 @@ cdef class RoomIndex:
                 slow.append(sid)
             else:
                 boxes.append(<object>box)
-        _push_all(boxes, packet, volatile)
+        push_all(boxes, packet, volatile)
         return slow
 
     cpdef list send_to(self, list sids, Encoded packet, bint volatile):
