@@ -161,37 +161,38 @@ async def test_packets_that_queue_nothing_do_not_wake_the_flusher(make_server):
     await ws.close()
 
 
-async def test_frames_joined_for_one_send_arrive_whole_when_the_kernel_takes_part(make_server):
-    # The small frames of one iteration leave as one contiguous send (sendv.h); when the kernel
-    # takes only part of it, the rest goes to the transport, and the stream stays whole.
-    io, url = await make_server(max_queued_bytes=64 * 1024 * 1024)
-    ws = await joined(url, rcvbuf=4096)
-    await wait_for(lambda: len(io.sockets.sockets) == 1)
-    sock = next(iter(io.sockets.sockets.values()))
+async def past_the_kernel(io, sock) -> list[str]:
+    """Broadcasts ``s`` events (50 an iteration, 50 frames of about 110 bytes: under 8 KiB, so
+    joined, not gathered) until the kernel refuses part of what is sent to ``sock``'s
+    connection (its send buffer made small), then 5 iterations more behind what the transport
+    now holds. The packets sent, in order."""
     underlying = sock.client.conn.transport.ws.underlying_transport
     underlying.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     await asyncio.sleep(0.05)
     pad = "p" * 90
     sent = 0
     while underlying.get_write_buffer_size() == 0:
-        # 50 frames of about 110 bytes: joined (under 8 KiB), not gathered.
         for _ in range(50):
             io.emit("s", sent, pad)
             sent += 1
         await asyncio.sleep(0)  # the flusher writes them
         assert sent < 50 * 200, "the kernel never refused a byte"
-    for _ in range(5):  # and more behind what the transport now holds
+    for _ in range(5):
         for _ in range(50):
             io.emit("s", sent, pad)
             sent += 1
         await asyncio.sleep(0)
-    got = []
-    while len(got) < sent:
-        op, payload = await ws.recv_frame()
-        assert op == OP_TEXT, (op, payload[:40])
-        if payload != b"2":
-            got.append(payload)
-    assert got == [f'42["s",{i},"{pad}"]'.encode() for i in range(sent)]
+    return [f'42["s",{i},"{pad}"]' for i in range(sent)]
+
+
+async def test_frames_joined_for_one_send_arrive_whole_when_the_kernel_takes_part(make_server):
+    # The small frames of one iteration leave as one contiguous send (sendv.h); when the kernel
+    # takes only part of it, the rest goes to the transport, and the stream stays whole.
+    io, url = await make_server(max_queued_bytes=64 * 1024 * 1024)
+    ws = await joined(url, rcvbuf=4096)
+    await wait_for(lambda: len(io.sockets.sockets) == 1)
+    want = await past_the_kernel(io, next(iter(io.sockets.sockets.values())))
+    assert await texts(ws, len(want)) == want
     await ws.close()
 
 
@@ -286,26 +287,9 @@ async def test_a_range_the_kernel_takes_part_of_arrives_whole(make_server):
     conns, socks = await joined_all(io, url, 2)
     slow = await joined(url, rcvbuf=4096)
     await wait_for(lambda: len(io.sockets.sockets) == 3)
-    slow_sock = next(s for s in io.sockets.sockets.values() if s not in socks)
-    underlying = slow_sock.client.conn.transport.ws.underlying_transport
-    underlying.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    await asyncio.sleep(0.05)
-    pad = "p" * 90
-    sent = 0
-    while underlying.get_write_buffer_size() == 0:
-        for _ in range(50):
-            io.emit("s", sent, pad)
-            sent += 1
-        await asyncio.sleep(0)
-        assert sent < 50 * 200, "the kernel never refused a byte"
-    for _ in range(5):
-        for _ in range(50):
-            io.emit("s", sent, pad)
-            sent += 1
-        await asyncio.sleep(0)
-    want = [f'42["s",{i},"{pad}"]' for i in range(sent)]
+    want = await past_the_kernel(io, next(s for s in io.sockets.sockets.values() if s not in socks))
     for ws in [slow, *conns]:
-        assert await texts(ws, sent) == want
+        assert await texts(ws, len(want)) == want
         await ws.close()
 
 
