@@ -297,8 +297,8 @@ async def test_a_volatile_broadcast_skips_an_outbox_holding_a_range_or_a_queue(m
     io, url = await make_server()
     conns, socks = await joined_all(io, url, 3)
     socks[0].emit("own", 0)  # a queue
-    io.to(socks[1].id).emit("one", 1)  # a range (one recipient: no log) ...
-    io.except_(socks[1].id).emit("two", 2)  # ... and now ranges for the other two
+    io.to(socks[1].id).emit("one", 1)  # a queue too (one recipient: the log is not used)
+    io.except_(socks[1].id).emit("two", 2)  # 0 queues it behind its own; 2 takes a range
     io.volatile.emit("v", 3)  # every outbox holds something: dropped for all of them
     io.to(socks[1].id).emit("end", 4)
     await asyncio.sleep(0.05)
