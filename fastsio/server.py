@@ -20,7 +20,7 @@ from fastsio import trace
 from fastsio._core import msgpack_packet, sio_packet
 from fastsio._core.coro import step as _step
 from fastsio.adapter import Adapter
-from fastsio.broadcast import BroadcastOperator
+from fastsio.broadcast import BroadcastOperator, check_event
 from fastsio.client import Client
 from fastsio.encoding import Encoder, JsonDefault
 from fastsio.engine.http import Headers, Request
@@ -248,7 +248,12 @@ class Server(_Emitting):
         op = nsp._everyone  # (Namespace._operator, inlined: every io.emit's path)
         if op is None or op._adapter is not nsp.adapter:
             op = nsp._operator()
-        op.emit(event, *args)
+        # BroadcastOperator.emit, inlined: one Python frame less on every io.emit (about 1,500
+        # of a fan-out's 41,000 instructions per broadcast, bench/fanout_instructions.py).
+        if type(event) is not str or event in sio_packet.RESERVED_EVENTS:
+            check_event(event)  # raises
+        self._stats.broadcasts += 1
+        op._adapter.broadcast([event, *args], op._opts)
 
     @overload
     def on(self, event: str) -> Callable[[H], H]: ...

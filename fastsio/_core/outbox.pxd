@@ -61,6 +61,10 @@ cdef class Outbox:
     cdef object _owner             # the transport: _drain() (packets), _overflow(queued_bytes)
     cdef object _conn              # frames: the connection (write, get_write_buffer_size)
     cdef int _fd                   # frames: its socket, when frames may be sent on it directly
+    # While _fd >= 0: the class's own is_closing and get_write_buffer_size (unbound, shared by
+    # every connection of the class), called with the connection as their one argument
+    cdef object _is_closing
+    cdef object _buffer_size
     cpdef list take(self)
     cpdef void clear(self)
     cpdef void detach(self)
