@@ -470,7 +470,8 @@ class Namespace(_Emitting):
             # made only for a handler that does not return at once.
             fn = handlers[0]
             try:
-                result = fn(first, *data[1:])
+                # One argument, the common event, as a plain call: no slice, no argument tuple.
+                result = fn(first, data[1]) if len(data) == 2 else fn(first, *data[1:])
             except Exception:
                 server._handler_failed(fn)
                 return

@@ -70,6 +70,7 @@ class Socket:
         "_acks",
         "_any",
         "_cleaned",
+        "_events",
         "_handlers",
         "_log_position",
         "_middlewares",
@@ -100,6 +101,10 @@ class Socket:
         self._any: list[Handler] | None = None
         self._out_any: list[Handler] | None = None
         self._middlewares: list[Handler] | None = None
+        # Where the core's inbox hands this socket's EVENT packets (_core/inbox.pyx): its
+        # namespace's _deliver_event, with no _on_packet frame between (about 1k instructions
+        # of every event); None while catch-all listeners or middlewares must see them first.
+        self._events: Namespace | None = nsp
         self._log_position = 0  # recovery: the log position when this socket's session began
         # Where this socket's own packets go, with no Python call between: the session's outbox
         # (which drops them once the session is no longer open, as EngineSocket.send
@@ -311,11 +316,13 @@ class Socket:
     def on_any(self, handler: Handler) -> Handler:
         """Call ``handler(event, *args)`` for every incoming event."""
         self._any = [*(self._any or []), handler]
+        self._events = None
         return handler
 
     def prepend_any(self, handler: Handler) -> Handler:
         """Like :meth:`on_any`, called before the listeners already registered."""
         self._any = [handler, *(self._any or [])]
+        self._events = None
         return handler
 
     def off_any(self, handler: Handler | None = None) -> None:
@@ -325,6 +332,7 @@ class Socket:
         else:
             rest = [h for h in self._any if h is not handler]
             self._any = rest or None
+        self._events = self.nsp if self._any is None and not self._middlewares else None
 
     def listeners_any(self) -> list[Handler]:
         """The catch-all listeners, in call order."""
@@ -366,6 +374,7 @@ class Socket:
         """Per-packet middleware ``fn(socket, [event, *args])``: raise to refuse the packet
         (the socket gets an ``error`` event with the exception)."""
         self._middlewares = [*(self._middlewares or []), middleware]
+        self._events = None
         return middleware
 
     # -- disconnect --------------------------------------------------------------------------
@@ -407,8 +416,8 @@ class Socket:
     def _on_packet(self, packet: sio_packet.Packet) -> None:
         ptype = packet.type
         if ptype == sio_packet.EVENT:
-            if self._any is None and not self._middlewares:
-                self.nsp._deliver_event(self, packet.data, packet.id)
+            if self._events is not None:
+                self._events._deliver_event(self, packet.data, packet.id)
             else:
                 self.nsp._dispatch_event(self, packet.data, packet.id)
         elif ptype == sio_packet.ACK:
@@ -435,10 +444,24 @@ class Socket:
             args = list(value)
         else:
             args = [value]
+        # _send_packet, written out: every acknowledged event's path, and its frame cost about
+        # as much as the rest of this.
+        nsp = self.nsp
+        server = nsp.server
         try:
-            self._send_packet(sio_packet.ACK, args, ack_id)
-        except TypeError as exc:
-            raise TypeError(f"the return value of event {event!r}: {exc}") from None
+            packet = server.encode(sio_packet.ACK, nsp.name, args, ack_id)
+        except TypeError:
+            try:
+                packet = encode_fallback(server, sio_packet.ACK, nsp.name, args, ack_id)
+            except TypeError as exc:
+                raise TypeError(f"the return value of event {event!r}: {exc}") from None
+        if server._packets is not None or _trace.socket:
+            counted(server, self.id, packet)
+        box = self._outbox
+        if box is not None:
+            box.push(packet)
+        else:
+            self.client.conn.send(packet)
 
 
 class SocketEmitter:

@@ -50,9 +50,60 @@ async def test_an_event_skips_the_engine_python_path(echo_server):
         with _Calls() as calls:
             ws.send_text('421["echo","a"]')
             assert await ws.recv_text() == '431["a"]'
-        assert "Socket._on_packet" in calls.names
-        for name in ("EngineSocket._on_packet", "Client._on_message", "Client._on_packet"):
+        # From the core straight into the namespace's dispatch: not even the socket's frame.
+        assert "Namespace._deliver_event" in calls.names
+        for name in ("EngineSocket._on_packet", "Client._on_message", "Client._on_packet",
+                     "Socket._on_packet"):
             assert name not in calls.names
+
+
+async def test_catch_all_listeners_and_middlewares_take_the_socket_path(echo_server):
+    # An event the core hands past Socket._on_packet would skip these: each switch (on_any,
+    # off_any with a middleware left, off_any with none) is followed by an event.
+    io, url = await echo_server()
+    seen: list[str] = []
+    sockets: list[Any] = []
+
+    @io.on("connection")
+    def joined(socket: Any) -> None:
+        sockets.append(socket)
+
+    def any_listener(event: str, *args: Any) -> None:
+        seen.append(f"any {event} {args[0]}")
+
+    def middleware(socket: Any, packet: list[Any]) -> None:
+        seen.append(f"mw {packet[0]} {packet[1]}")
+
+    async with await _joined(url) as ws:
+        sock = sockets[0]
+        sock.on_any(any_listener)
+        with _Calls() as calls:
+            ws.send_text('421["echo","a"]')
+            assert await ws.recv_text() == '431["a"]'
+        assert "Socket._on_packet" in calls.names
+        assert seen == ["any echo a"]
+        sock.use(middleware)
+        sock.off_any(any_listener)
+        ws.send_text('422["echo","b"]')
+        assert await ws.recv_text() == '432["b"]'
+        assert seen == ["any echo a", "mw echo b"]
+        sock.on_any(any_listener)
+        sock.off_any()
+        ws.send_text('423["echo","c"]')
+        assert await ws.recv_text() == '433["c"]'
+        assert seen == ["any echo a", "mw echo b", "mw echo c"]
+
+    async with await _joined(url) as ws:
+        sock = sockets[1]
+        sock.prepend_any(any_listener)
+        ws.send_text('424["echo","d"]')
+        assert await ws.recv_text() == '434["d"]'
+        sock.off_any(any_listener)
+        with _Calls() as calls:
+            ws.send_text('425["echo","e"]')
+            assert await ws.recv_text() == '435["e"]'
+        assert "Socket._on_packet" not in calls.names
+        assert seen[3:] == ["any echo d"]
 
 
 async def test_fragmented_event_takes_the_engine_path_and_gets_its_ack(echo_server):

@@ -9,8 +9,10 @@ then either
 - hands the message to its sink, when the engine has set one (an Engine.IO v4 session whose
   client decodes as usual: no per-packet counters, no trace, no wrapped ``on_message``): an
   Engine.IO MESSAGE is decoded here and its packet goes to the namespace's socket with one
-  Python call, ``socket._on_packet(packet)`` (or to the sink's callback when the namespace is not
-  joined: a CONNECT, or a protocol violation); or
+  Python call: an EVENT to ``socket._events._deliver_event(socket, data, id)`` (the namespace's
+  dispatch, unless the socket has catch-all listeners or middlewares), any other packet to
+  ``socket._on_packet(packet)`` (or to the sink's callback when the namespace is not joined: a
+  CONNECT, or a protocol violation); or
 - calls ``_deliver(data, binary)``, the engine's path (Python): every other Engine.IO packet
   (pong, close, upgrade, noop), binary attachments, a message that does not decode (the engine's
   path decodes it again and reports the error), Engine.IO revision 3, probes.
@@ -31,6 +33,9 @@ from picows.picows cimport (
 from fastsio._core cimport msgpack_packet, sio_packet
 from fastsio._core.outbox cimport Outbox
 from fastsio._core.errors import ProtocolError
+from fastsio._core.sio_packet import EVENT
+
+cdef int _EVENT = EVENT  # a C int: compared with Packet.type on every packet
 
 # Off while a per-packet trace is on (fastsio.trace.refresh): every message then takes the
 # engine's path, which traces it, on the connections that have a sink too.
@@ -170,8 +175,16 @@ cdef class Inbox(WSListener):
                 box.flusher.prefer(box)
             else:
                 self._run = box.flusher.runs
-        cdef PyObject* sock = PyDict_GetItem(self._nsps, (<sio_packet.Packet>packet).nsp)
+        cdef sio_packet.Packet p = <sio_packet.Packet>packet
+        cdef PyObject* sock = PyDict_GetItem(self._nsps, p.nsp)
         if sock is NULL:
             self._on_packet(packet)
-        else:
-            (<object>sock)._on_packet(packet)
+            return
+        if p.type == _EVENT:
+            # Straight to the namespace's dispatch when the socket names one (``_events``: it
+            # has no catch-all listener or middleware to run first), one Python frame less.
+            events = (<object>sock)._events
+            if events is not None:
+                events._deliver_event(<object>sock, p.data, p.id)
+                return
+        (<object>sock)._on_packet(packet)
