@@ -1,7 +1,8 @@
 """When and in which order a WebSocket outbox's frames reach the kernel (fastsio/_core/outbox.pyx,
 "Direct writes", "Who is written first"): a broadcast's frames are handed to each recipient's
 socket while the flusher runs, never ahead of bytes the transport still holds for that
-connection, and a pipelining client's replies go before the other connections' frames."""
+connection, and a pipelining client's replies go before the other connections' frames; an
+outbox whose flush raises holds up no other."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import struct
 
 import aiohttp
 
+from fastsio._core.outbox import Flusher, Outbox
 from tests.clients.loops import wait_for
 from tests.clients.polling import Polling
 from tests.clients.wire import OP_TEXT, host_port, ws_frame
@@ -372,3 +374,58 @@ async def test_polling_and_websocket_recipients_of_one_broadcast_run(make_server
         assert got == want
     await ws1.close()
     await ws2.close()
+
+
+class _DrainingOwner:
+    """A packets-mode owner (the polling transport's part): takes what is queued when the
+    flusher runs; ``fail`` makes its drain raise after taking, as a buggy transport would."""
+
+    def __init__(self, flusher: Flusher, name: str, fail: bool, drained: list[str]) -> None:
+        self.name = name
+        self.fail = fail
+        self.drained = drained
+        self.box = Outbox(flusher)
+        self.box.use_packets(self)
+        self.box.open = True
+        self.box.ready = True
+
+    def _drain(self) -> None:
+        for data, _binary in self.box.take():
+            self.drained.append(f"{self.name}:{data.decode()}")
+        if self.fail:
+            self.fail = False
+            raise RuntimeError(f"drain of {self.name} failed")
+
+    def _overflow(self, queued: int) -> None:
+        raise AssertionError("nothing here queues that much")
+
+
+async def test_an_outbox_whose_flush_raises_strands_no_other_outbox():
+    # Flusher.run: the outboxes after the one that raised were still marked dirty, so none of
+    # them was ever flushed again (a push only schedules an outbox that is not). Now they go
+    # out in the next run, the error reaches the loop's handler, and the one that raised is
+    # not retried at every iteration but flushed again when something new is queued for it.
+    loop = asyncio.get_running_loop()
+    errors: list[BaseException | None] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context.get("exception")))
+    try:
+        flusher = Flusher(get_loop=lambda: loop)
+        drained: list[str] = []
+        a, b, c = (_DrainingOwner(flusher, name, name == "b", drained) for name in "abc")
+        for owner in (a, b, c):
+            owner.box.push_packet(b"41")
+        await wait_for(lambda: len(drained) == 3, 2.0)
+        assert drained == ["a:41", "b:41", "c:41"]
+        assert [str(e) for e in errors] == ["drain of b failed"]
+        runs = flusher.runs
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert flusher.runs == runs  # nothing left dirty: no run per iteration
+        for owner in (c, b, a):
+            owner.box.push_packet(b"42")
+        await wait_for(lambda: len(drained) == 6, 2.0)
+        assert drained[3:] == ["c:42", "b:42", "a:42"]
+        assert len(errors) == 1
+    finally:
+        loop.set_exception_handler(previous)

@@ -254,16 +254,41 @@ cdef class Flusher:
             self._spare = None
         else:
             log = None
-        if PyList_GET_SIZE(first):
-            self._first = []
-            # These stay marked dirty while they are written: they are in ``dirty`` too, where
-            # what a callback queues for them meanwhile goes out with the second pass.
+        cdef Py_ssize_t i = 0, n = PyList_GET_SIZE(dirty)
+        cdef Outbox current = None
+        try:
+            if PyList_GET_SIZE(first):
+                self._first = []
+                # These stay marked dirty while they are written: they are in ``dirty`` too,
+                # where what a callback queues for them meanwhile goes out with the second pass.
+                for box in first:
+                    box._first = False
+                    current = box
+                    box.flush()
+            while i < n:
+                box = <Outbox>PyList_GET_ITEM(dirty, i)
+                i += 1
+                box._dirty = False
+                current = box
+                box.flush()
+        except BaseException:
+            # One outbox's failure (its owner's callback raising) must not strand the others:
+            # those not written yet are still marked dirty, so nothing would ever queue them
+            # again. They go to the next run (not the one that failed: it would fail again at
+            # every iteration); the error goes on to the loop's handler.
             for box in first:
                 box._first = False
-                box.flush()
-        for box in dirty:
-            box._dirty = False
-            box.flush()
+            while i < n:
+                box = <Outbox>PyList_GET_ITEM(dirty, i)
+                i += 1
+                if box is current:
+                    box._dirty = False
+                else:
+                    self._dirty.append(box)
+            if PyList_GET_SIZE(self._dirty) and not self._scheduled:
+                self._scheduled = True
+                self.get_loop().call_soon(self._run)
+            raise
         if log is not None and log.users == 0 and log.cap <= _LOG_KEEP_MAX:
             # Every range was sent or dropped: the next iteration reuses the buffer. (One still
             # held keeps its log alive until it is released.)
