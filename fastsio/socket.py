@@ -444,24 +444,10 @@ class Socket:
             args = list(value)
         else:
             args = [value]
-        # _send_packet, written out: every acknowledged event's path, and its frame cost about
-        # as much as the rest of this.
-        nsp = self.nsp
-        server = nsp.server
         try:
-            packet = server.encode(sio_packet.ACK, nsp.name, args, ack_id)
-        except TypeError:
-            try:
-                packet = encode_fallback(server, sio_packet.ACK, nsp.name, args, ack_id)
-            except TypeError as exc:
-                raise TypeError(f"the return value of event {event!r}: {exc}") from None
-        if server._packets is not None or _trace.socket:
-            counted(server, self.id, packet)
-        box = self._outbox
-        if box is not None:
-            box.push(packet)
-        else:
-            self.client.conn.send(packet)
+            self._send_packet(sio_packet.ACK, args, ack_id)
+        except TypeError as exc:
+            raise TypeError(f"the return value of event {event!r}: {exc}") from None
 
 
 class SocketEmitter:
